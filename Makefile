@@ -1,0 +1,41 @@
+# Two commands do everything on a fresh machine (Python 3.11 and the package registries):
+#   make demo   installs into .venv, then runs the whole job on freshly made phantom X-rays
+#   make test   installs into .venv, then runs every notebook test (all flags) and tests/
+# Both skip the install when .venv is up to date with pyproject.toml.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test test-fast export clean readme
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3,11), "Python 3.11 or newer is needed: run make PYTHON=/path/to/python3.11"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/pneumonia-fastai demo --out demo_out
+
+test: $(STAMP)
+	$(BIN)/nbdev-test --flags "slow shared" --timing
+	$(BIN)/python -m pytest tests/
+
+# while iterating: notebooks without the slow and shared-data cells
+test-fast: $(STAMP)
+	$(BIN)/nbdev-test
+
+export: $(STAMP)
+	$(BIN)/nbdev-export && $(BIN)/nbdev-clean
+
+# nbdev-readme needs Quarto, whose PyPI package downloads its binary at install time (impossible offline);
+# nbconvert turns nbs/index.ipynb into README.md without it.
+readme: $(STAMP)
+	$(BIN)/jupyter nbconvert --to markdown --log-level WARN --output-dir . --output README nbs/index.ipynb
+
+clean:
+	rm -rf demo_out _proc
