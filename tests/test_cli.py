@@ -92,17 +92,19 @@ def test_help_for_every_command():
 def test_demo_end_to_end_beats_chance(tmp_path):
     "The demo command on small phantoms: report files exist and the model beats chance on held-out patients"
     out = tmp_path/'demo'
-    r = cli('demo', '--out', out, '--n-normal', 90, '--n-pneumonia', 180, '--size', 64, '--bs', 16, '--epochs', 4)
+    r = cli('demo', '--out', out)
     assert r.returncode==0, r.stderr[-3000:]
     lines = r.stdout.splitlines()
-    assert sum(l.startswith('epoch ') for l in lines)==5, 'one line per epoch in a log'
+    assert sum(l.startswith('epoch ') for l in lines)==6, 'one line per epoch in a log'
+    assert not any('\r' in l or '█' in l for l in lines), 'no progress bars in a log'
     assert f"Report: {out/'report'}" in r.stdout
-    for f in ('metrics.json','confusion_matrix.png','roc_curve.png','training_curves.png','lr_find.png','top_losses.png'):
-        assert (out/'report'/f).stat().st_size>1000, f
+    for f in ('confusion_matrix.png','roc_curve.png','training_curves.png','lr_find.png','top_losses.png'):
+        assert (out/'report'/f).stat().st_size>5000, f
     m = json.loads((out/'report'/'metrics.json').read_text())
     assert {'n','accuracy','error_rate','sensitivity','specificity','precision','npv','f1','auc','threshold','confusion'}<=set(m)
-    assert m['n']>=30
-    assert m['auc']>=0.8 and m['accuracy']>=0.75, m
+    # the test split holds a third normal images: always answering PNEUMONIA scores 0.67 accuracy, 0.5 AUC
+    assert m['n']>=80
+    assert m['auc']>=0.9 and m['accuracy']>=0.85, m
     # the saved model predicts, one line per image, and reports a bad file without losing the rest
     imgs = sorted((out/'data'/'test').glob('*/*'))[:3]
     (tmp_path/'bad.jpeg').write_bytes(b'')
