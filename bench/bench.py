@@ -60,8 +60,10 @@ def one(cfg, data, n_warm, n_batches, n_infer):
         infer = timed_preds(learn, files)
     else:
         # the ceiling: the same model and precision on one batch already decoded, augmented and on the device
-        xb,yb = learn.dls.one_batch()
-        model,opt,loss_func = learn.model.train(),torch.optim.Adam(learn.model.parameters(), 1e-4),learn.loss_func
+        xb,yb = (o.as_subclass(torch.Tensor) for o in learn.dls.one_batch())   # plain tensors: no fastai types in the loop
+        learn.create_opt()   # fastai's own Adam, as (b) uses, so only the loop and the data pipeline differ
+        model,opt,loss_func = learn.model.train(),learn.opt,learn.loss_func
+        opt.set_hyper('lr', 1e-4)
         cl = any(type(c).__name__=='ChannelsLast' for c in learn.cbs)
         bf16 = any(type(c).__name__=='CPUMixedPrecision' for c in learn.cbs)
         if cl: model,xb = model.to(memory_format=torch.channels_last),xb.contiguous(memory_format=torch.channels_last)
@@ -79,7 +81,7 @@ def one(cfg, data, n_warm, n_batches, n_infer):
             step(False); t = time.perf_counter()
             for _ in range(max(1, n_infer//len(xb))): step(False)
             infer = max(1, n_infer//len(xb))*len(xb)/(time.perf_counter()-t)
-        desc = 'raw PyTorch loop, same model/precision as (b), pre-decoded batch'
+        desc = 'raw PyTorch loop: same model, precision and optimizer as (b), one pre-decoded batch'
     return dict(cfg=cfg, desc=desc, train_img_s=round(train, 1), infer_img_s=round(infer, 1), peak_mb=round(peak_mb()))
 
 def get_data(out):
@@ -94,8 +96,8 @@ def get_data(out):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--out', default=str(ROOT/'bench_out'), help='working folder (default %(default)s)')
-    p.add_argument('--n-batches', type=int, default=12, help='timed training batches per configuration')
-    p.add_argument('--n-warm', type=int, default=3, help='untimed batches first')
+    p.add_argument('--n-batches', type=int, default=30, help='timed training batches per configuration (fewer give noisy figures)')
+    p.add_argument('--n-warm', type=int, default=5, help='untimed batches first')
     p.add_argument('--n-infer', type=int, default=512, help='validation images for inference throughput')
     p.add_argument('--train', action='store_true', help='also time the default `pneumonia-fastai train` on the whole data')
     p.add_argument('--one', help=argparse.SUPPRESS)
