@@ -84,6 +84,22 @@ def one(cfg, data, n_warm, n_batches, n_infer):
         desc = 'raw PyTorch loop: same model, precision and optimizer as (b), one pre-decoded batch'
     return dict(cfg=cfg, desc=desc, train_img_s=round(train, 1), infer_img_s=round(infer, 1), peak_mb=round(peak_mb()))
 
+def stock_accuracy(data, out):
+    "Train stock fastai the way users do (resnet18 from scratch, fit_one_cycle(3), 224 px) and score it like the library"
+    from fastai.vision.all import ImageDataLoaders, Resize, vision_learner, resnet18, error_rate, get_image_files, set_seed
+    from pneumonia_fastai.all import diagnostic_metrics
+    set_seed(0)
+    dls = ImageDataLoaders.from_folder(data, train='train', valid='valid', item_tfms=Resize(224), bs=64)
+    learn = vision_learner(dls, resnet18, pretrained=False, metrics=error_rate, path=out)
+    t = time.perf_counter()
+    with learn.no_bar(): learn.fit_one_cycle(3)
+    mins = (time.perf_counter()-t)/60
+    res = {}
+    for split in ('valid','test'):
+        with learn.no_bar(): p,y = learn.get_preds(dl=dls.test_dl(get_image_files(data/split), with_labels=True))
+        res[split] = diagnostic_metrics(p, y, dls.vocab)
+    return mins, res
+
 def get_data(out):
     from pneumonia_fastai.all import assemble, make_phantoms
     src = SHARED/'data'/'chest_xray'/'train'
@@ -100,6 +116,8 @@ def main():
     p.add_argument('--n-warm', type=int, default=5, help='untimed batches first')
     p.add_argument('--n-infer', type=int, default=512, help='validation images for inference throughput')
     p.add_argument('--train', action='store_true', help='also time the default `pneumonia-fastai train` on the whole data')
+    p.add_argument('--stock', action='store_true', help='also train stock fastai (resnet18 from scratch, fit_one_cycle(3)) for its accuracy')
+    p.add_argument('--skip-throughput', action='store_true', help='skip the throughput table')
     p.add_argument('--one', help=argparse.SUPPRESS)
     p.add_argument('--data', help=argparse.SUPPRESS)
     a = p.parse_args()
@@ -108,18 +126,24 @@ def main():
     data,src = get_data(out)
     import torch
     print(f"data: {data} ({src}); torch {torch.__version__}, {os.cpu_count()} CPUs, cuda={torch.cuda.is_available()}")
+    fmt = lambda m: ', '.join(f"{k} {m[k]:.3f}" for k in ('accuracy','sensitivity','specificity','auc')) + f" at threshold {m['threshold']:.3f} (n={m['n']})"
+    if a.stock:
+        mins,res = stock_accuracy(data, out/'stock')
+        print(f"stock fastai, {mins:.1f} min of training; validation: {fmt(res['valid'])}; test: {fmt(res['test'])}", flush=True)
+    if a.skip_throughput and not a.train: return
     rows = {}
-    for cfg in 'abc':
+    for cfg in ('' if a.skip_throughput else 'abc'):
         r = subprocess.run([sys.executable, __file__, '--one', cfg, '--data', str(data), '--n-batches', str(a.n_batches),
                             '--n-warm', str(a.n_warm), '--n-infer', str(a.n_infer)], capture_output=True, text=True)
         if r.returncode: sys.exit(f'configuration {cfg} failed:\n{r.stderr[-3000:]}')
         rows[cfg] = json.loads(r.stdout.strip().splitlines()[-1])
         print(f"({cfg}) {rows[cfg]['desc']}: train {rows[cfg]['train_img_s']} img/s, inference {rows[cfg]['infer_img_s']} img/s, peak {rows[cfg]['peak_mb']} MB", flush=True)
-    a_,b_,c_ = rows['a'],rows['b'],rows['c']
-    print('\n| configuration | train img/s | inference img/s | peak memory MB |\n|---|---|---|---|')
-    for k in 'abc': print(f"| ({k}) {rows[k]['desc']} | {rows[k]['train_img_s']} | {rows[k]['infer_img_s']} | {rows[k]['peak_mb']} |")
-    print(f"| b/a | {b_['train_img_s']/a_['train_img_s']:.2f} | {b_['infer_img_s']/a_['infer_img_s']:.2f} | |")
-    print(f"| b/c | {b_['train_img_s']/c_['train_img_s']:.2f} | {b_['infer_img_s']/c_['infer_img_s']:.2f} | |")
+    if rows:
+        a_,b_,c_ = rows['a'],rows['b'],rows['c']
+        print('\n| configuration | train img/s | inference img/s | peak memory MB |\n|---|---|---|---|')
+        for k in 'abc': print(f"| ({k}) {rows[k]['desc']} | {rows[k]['train_img_s']} | {rows[k]['infer_img_s']} | {rows[k]['peak_mb']} |")
+        print(f"| b/a | {b_['train_img_s']/a_['train_img_s']:.2f} | {b_['infer_img_s']/a_['infer_img_s']:.2f} | |")
+        print(f"| b/c | {b_['train_img_s']/c_['train_img_s']:.2f} | {b_['infer_img_s']/c_['infer_img_s']:.2f} | |")
     if a.train:
         t = time.perf_counter()
         r = subprocess.run([str(Path(sys.executable).parent/'pneumonia-fastai'), 'train', str(data), '--out', str(out/'train')],
@@ -127,7 +151,6 @@ def main():
         wall = time.perf_counter()-t
         if r.returncode: sys.exit('default train failed')
         m = json.loads((out/'train'/'valid'/'metrics.json').read_text())
-        print(f"\ndefault `pneumonia-fastai train` on {data}: {wall/60:.1f} min wall; validation: " +
-              ', '.join(f"{k} {m[k]:.3f}" for k in ('accuracy','sensitivity','specificity','auc')) + f" at threshold {m['threshold']:.3f} (n={m['n']})")
+        print(f"\ndefault `pneumonia-fastai train` on {data}: {wall/60:.1f} min wall; validation: {fmt(m)}")
 
 if __name__=='__main__': main()
