@@ -1,0 +1,47 @@
+"Property-based tests of the file-name parsers and the patient-level splitter: they must hold for any input, not just ours."
+import re
+import pandas as pd
+from hypothesis import assume, given, settings, strategies as st
+from pneumonia_fastai.data import patient_id, pneumonia_type, split_by_patient
+
+num = st.integers(min_value=0, max_value=99999)
+kermany = st.one_of(
+    st.builds(lambda n,k,t: (f'person{n}_{t}_{k}.jpeg', f'person{n}'), num, num, st.sampled_from(['bacteria','virus'])),
+    st.builds(lambda n,k: (f'IM-{n:04d}-{k:04d}.jpeg', f'IM-{n:04d}'), num, num),
+    st.builds(lambda n,k: (f'NORMAL2-IM-{n:04d}-{k:04d}.jpeg', f'NORMAL2-IM-{n:04d}'), num, num))
+
+@given(kermany)
+def test_patient_id_of_kermany_names(name_pid):
+    name, pid = name_pid
+    assert patient_id(name)==pid
+    assert patient_id('some/folder/'+name)==pid
+
+@given(st.text(alphabet=st.characters(blacklist_characters='/.\x00', blacklist_categories=('Cs',)), min_size=1, max_size=30))
+def test_other_names_are_their_own_patient(stem):
+    assume(not re.match(r'(person\d+_|NORMAL2-IM-\d+-|IM-\d+-)', stem, flags=re.IGNORECASE))
+    assert patient_id(stem+'.png')==stem
+
+@given(kermany)
+def test_pneumonia_type(name_pid):
+    name, _ = name_pid
+    t = pneumonia_type(name)
+    assert t==('BACTERIA' if 'bacteria' in name else 'VIRUS' if 'virus' in name else None)
+
+rows = st.lists(st.tuples(st.integers(0, 40), st.sampled_from(['NORMAL','PNEUMONIA','VIRUS']),
+                          st.sampled_from(['', 'train', 'valid', 'test'])), min_size=1, max_size=120)
+pcts = st.tuples(st.floats(0, 0.45), st.floats(0, 0.45))
+
+@settings(max_examples=150, deadline=None)
+@given(rows, pcts, st.integers(0, 2**31-1), st.booleans())
+def test_every_file_in_one_split_and_no_patient_in_two(rs, pct, seed, official):
+    df = pd.DataFrame(rs, columns=['patient','label','official']).astype({'patient': str})
+    s = split_by_patient(df, valid_pct=pct[0], test_pct=pct[1], seed=seed, official_test=official)
+    assert len(s)==len(df) and s.index.equals(df.index)
+    assert s.isin(['train','valid','test','leak']).all()
+    kept = df.assign(split=s)[s!='leak']
+    assert kept.groupby('patient').split.nunique().max()==1, 'a patient is in two splits'
+    if official and (df.official=='test').any():
+        assert (s[df.official=='test']=='test').all(), 'the official test split is kept whole'
+        assert set(df.patient[s=='leak']) <= set(df.patient[df.official=='test'])
+    else: assert (s!='leak').all()
+    assert s.tolist()==split_by_patient(df, valid_pct=pct[0], test_pct=pct[1], seed=seed, official_test=official).tolist()
