@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast export clean readme
+.PHONY: install browser demo test test-fast export clean readme
 
 install: $(STAMP)
 
@@ -21,7 +21,14 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/pneumonia-fastai demo --out demo_out
 
-test: $(STAMP)
+# The HTML report and the web app are checked in a real browser: Debian's chromium (installed here when missing).
+browser:
+	@command -v chromium >/dev/null || { echo "installing Debian's chromium for the browser tests"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get install -y -q chromium >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q chromium >/dev/null; }; }
+	@command -v chromium >/dev/null || { echo "chromium is needed for the browser tests: apt-get install chromium"; exit 1; }
+
+test: $(STAMP) browser
 	$(BIN)/nbdev-test --flags "slow shared" --timing
 	$(BIN)/python -m pytest tests/
 
