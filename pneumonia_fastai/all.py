@@ -7,7 +7,7 @@ Docs: https://pneumonia-fastai.github.io/pneumonia_fastai/all.html.md"""
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/07_all.ipynb #3ea27d02
+# %% ../nbs/07_all.ipynb #8fd16135
 from fastai.vision.all import *
 from .data import *
 from .phantom import *
@@ -15,7 +15,8 @@ from .dataloaders import *
 from .metrics import *
 from .learner import *
 from .report import *
+from .share import *
 from .cli import *
 
-# %% ../nbs/07_all.ipynb #c0897f99
+# %% ../nbs/07_all.ipynb #2f061698
 __all__ = [o for o in dir() if not o.startswith('_')]
