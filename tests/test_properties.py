@@ -1,7 +1,7 @@
 "Property-based tests of the file-name parsers and the patient-level splitter: they must hold for any input, not just ours."
 import re
 import pandas as pd
-from hypothesis import assume, given, settings, strategies as st
+from hypothesis import assume, example, given, settings, strategies as st
 from pneumonia_fastai.data import patient_id, pneumonia_type, split_by_patient
 
 num = st.integers(min_value=0, max_value=99999)
@@ -45,3 +45,58 @@ def test_every_file_in_one_split_and_no_patient_in_two(rs, pct, seed, official):
         assert set(df.patient[s=='leak']) <= set(df.patient[df.official=='test'])
     else: assert (s!='leak').all()
     assert s.tolist()==split_by_patient(df, valid_pct=pct[0], test_pct=pct[1], seed=seed, official_test=official).tolist()
+
+# --- path safety of metadata CSVs: whatever the file name, nothing outside the image root is ever accepted
+import atexit, os, shutil, tempfile
+from pathlib import Path
+from pneumonia_fastai.data import safe_source
+
+def _root():
+    "An image root with files, and symlinks of files and folders that lead out of it and that stay inside"
+    d = Path(tempfile.mkdtemp()); root, out = d/'root', d/'outside'
+    for p in (root/'train'/'in', out/'sub'): p.mkdir(parents=True)
+    for f in (root/'a.jpeg', root/'train'/'b.jpeg', root/'train'/'in'/'c.jpeg', out/'secret.jpeg', out/'sub'/'s.jpeg', d/'root2.jpeg'):
+        f.write_bytes(b'x')
+    os.symlink(out/'secret.jpeg', root/'train'/'out.jpeg'); os.symlink(out, root/'outdir'); os.symlink(out/'sub', root/'train'/'subdir')
+    os.symlink(root/'a.jpeg', root/'train'/'inlink.jpeg'); os.symlink(root/'train', root/'indir'); os.symlink(d, root/'up')
+    os.symlink(root/'loop', root/'loop')
+    atexit.register(shutil.rmtree, d, True)
+    return root
+ROOT = _root()
+
+@st.composite
+def walks(draw):
+    "A file name made by walking the real tree from the root: any entry (links followed), '.' or '..', at each step"
+    cur, parts = str(ROOT), []
+    for _ in range(draw(st.integers(1, 6))):
+        opts = ['..', '.'] + (sorted(os.listdir(cur)) if os.path.isdir(cur) else [])
+        parts.append(draw(st.sampled_from(opts))); cur = os.path.join(cur, parts[-1])
+    lead = draw(st.sampled_from(['', '', '', './', '/', str(ROOT)+'/', str(ROOT.parent)+'/']))
+    return lead + draw(st.sampled_from(['/', '/', '\\'])).join(parts)
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(walks(), st.text(max_size=40)))
+@example('train/out.jpeg')
+@example('outdir/secret.jpeg')
+@example('up/outside/secret.jpeg')
+@example('train/subdir/s.jpeg')
+@example('../outside/secret.jpeg')
+@example(str(ROOT.parent/'outside'/'secret.jpeg'))
+@example('indir/../../root2.jpeg')
+def test_safe_source_never_leaves_the_root(name):
+    rel, reason = safe_source(ROOT, name)
+    assert (rel is None) != (reason is None)
+    if rel is None: return
+    top, real = os.path.realpath(ROOT), os.path.realpath(ROOT/rel)
+    assert os.path.commonpath([top, real])==top, (name, real)
+    assert not os.path.isabs(rel) and '..' not in Path(rel).parts and os.path.isfile(real)
+
+@settings(max_examples=200, deadline=None)
+@given(walks())
+def test_safe_source_accepts_the_files_inside(name):
+    "The check is not just a refusal: a relative name without '..' that stays inside the root is accepted"
+    n = name.replace('\\', '/')
+    real = os.path.realpath(os.path.join(ROOT, n.lstrip('/')))
+    inside = os.path.commonpath([os.path.realpath(ROOT), real])==os.path.realpath(ROOT)
+    if not n.startswith('/') and '..' not in n.split('/') and inside and os.path.isfile(real):
+        assert safe_source(ROOT, name)[0] is not None, name
