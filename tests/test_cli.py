@@ -1,5 +1,5 @@
 "End-to-end checks of the `pneumonia-fastai` command, run as a user runs it: in a subprocess, with real files."
-import json, os, shutil, subprocess, sys, hashlib
+import json, os, shutil, signal, subprocess, sys, time, hashlib
 from pathlib import Path
 import pytest
 
@@ -74,8 +74,11 @@ def test_assemble_read_only_source_copy(messy, tmp_path):
     (('assemble', '/nonexistent/src', '{tmp}/d'), 'does not exist'),
     (('assemble', '{tmp}', '{tmp}/inside'), 'inside the source'),
     (('train', '{tmp}', '--out', '{tmp}/o'), 'assemble'),
-    (('evaluate', '{tmp}/model.pkl', '{tmp}', '--out', '{tmp}/o'), 'does not exist'),
-    (('predict', '{tmp}/model.pkl', '{tmp}/x.jpeg'), 'does not exist'),
+    (('evaluate', '{tmp}/model.pth', '{tmp}', '--out', '{tmp}/o'), 'does not exist'),
+    (('predict', '{tmp}/model.pth', '{tmp}/x.jpeg'), 'does not exist'),
+    (('predict', '{tmp}', '{tmp}/x.jpeg'), 'holds no model.json'),
+    (('export', '{tmp}/model.pkl', '{tmp}/o'), '--trust-pickle'),
+    (('train', '{tmp}', '--out', '{tmp}/o', '--resume'), 'no checkpoint to resume from'),
 ])
 def test_expected_errors_exit_2_without_traceback(tmp_path, args, needle):
     (tmp_path/'NORMAL').mkdir()
@@ -85,7 +88,7 @@ def test_expected_errors_exit_2_without_traceback(tmp_path, args, needle):
     assert r.stderr.startswith(f'pneumonia-fastai {args[0]}: error:')
 
 def test_help_for_every_command():
-    for c in ('assemble','train','evaluate','predict','run','demo'):
+    for c in ('assemble','train','evaluate','predict','export','run','demo'):
         r = cli(c, '--help')
         assert r.returncode==0 and 'usage: pneumonia-fastai '+c in r.stdout
 
@@ -108,7 +111,51 @@ def test_demo_end_to_end_beats_chance(tmp_path):
     # the saved model predicts, one line per image, and reports a bad file without losing the rest
     imgs = sorted((out/'data'/'test').glob('*/*'))[:3]
     (tmp_path/'bad.jpeg').write_bytes(b'')
-    p = cli('predict', out/'model.pkl', *imgs, tmp_path/'bad.jpeg')
+    for f in ('model.pth','model.json'): assert (out/f).exists(), f
+    assert not (out/'model.pkl').exists() and not (out/'checkpoints').exists()
+    p = cli('predict', out, *imgs, tmp_path/'bad.jpeg')
     assert p.returncode==1
     assert len(p.stdout.splitlines())==3 and all(l.split(',')[1] in ('NORMAL','PNEUMONIA') for l in p.stdout.splitlines())
     assert 'bad.jpeg: empty file' in p.stderr
+
+def test_train_killed_then_resumed(tmp_path):
+    "A training killed with SIGKILL after its second epoch resumes from the checkpoint and ends as a whole run: every epoch once, a model that beats chance"
+    from pneumonia_fastai.phantom import make_phantoms
+    from pneumonia_fastai.data import assemble
+    import pandas as pd
+    make_phantoms(tmp_path/'dl', n_normal=60, n_pneumonia=120, size=64, seed=5)
+    assemble(tmp_path/'dl', tmp_path/'data', quiet=True)
+    out, ck = tmp_path/'out', tmp_path/'out'/'checkpoints'/'checkpoint.json'
+    args = ['train', tmp_path/'data', '--out', out, '--arch', 'resnet18', '--weights', 'none', '--size', '48', '--bs', '16',
+            '--freeze-epochs', '1', '--epochs', '4', '--lr', '3e-3', '--target-sensitivity', '0']
+    p = subprocess.Popen([str(BIN), *map(str, args)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, 'CI':'true'})
+    t0 = time.time()
+    try:
+        while time.time()-t0 < 600 and p.poll() is None:
+            try:
+                if json.loads(ck.read_text())['epochs_done']>=2: break
+            except (FileNotFoundError, ValueError): pass
+            time.sleep(0.1)
+        p.send_signal(signal.SIGKILL)
+    finally: p.wait()
+    assert p.returncode==-signal.SIGKILL, 'the training ended before it could be killed'
+    done = json.loads(ck.read_text())['epochs_done']
+    assert 2<=done<5 and not (out/'model.pth').exists()
+    # training again without --resume, or resuming with other options, is refused and changes nothing
+    r = cli(*args)
+    assert r.returncode==2 and f'unfinished training ({done} of 5 epochs done)' in r.stderr and '--resume' in r.stderr, r.stderr
+    r = cli(*[a if a!='4' else '3' for a in args], '--resume')
+    assert r.returncode==2 and "stages={'unfrozen': 5} (now {'unfrozen': 4})" in r.stderr and 'Traceback' not in r.stderr, r.stderr
+    assert json.loads(ck.read_text())['epochs_done']==done
+    r = cli(*args, '--resume')
+    assert r.returncode==0, r.stderr[-3000:]
+    assert r.stdout.startswith('resuming resnet18')
+    assert sum(l.startswith('epoch ') for l in r.stdout.splitlines())==5-done, 'only the missing epochs are trained'
+    h = pd.read_csv(out/'history.csv')
+    assert list(h.epoch)==[0,1,2,3,4] and h.best.sum()==1
+    m = json.loads((out/'valid'/'metrics.json').read_text())
+    # a third of the validation images are normal: always answering PNEUMONIA scores 0.5 AUC
+    assert m['auc']>0.8, m
+    assert not (out/'checkpoints').exists()
+    r = cli(*args, '--resume')
+    assert r.returncode==2 and 'no checkpoint to resume from' in r.stderr
