@@ -7,16 +7,19 @@ Docs: https://pneumonia-fastai.github.io/pneumonia_fastai/all.html.md"""
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/07_all.ipynb #8fd16135
+# %% ../nbs/07_all.ipynb #cea58078
 from fastai.vision.all import *
 from .data import *
 from .phantom import *
 from .dataloaders import *
 from .metrics import *
 from .learner import *
+from .explain import *
 from .report import *
 from .share import *
 from .cli import *
+from .experiments import *
+from .app import *
 
-# %% ../nbs/07_all.ipynb #2f061698
+# %% ../nbs/07_all.ipynb #e6afb0a8
 __all__ = [o for o in dir() if not o.startswith('_')]
