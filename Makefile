@@ -29,7 +29,7 @@ browser:
 	@command -v chromium >/dev/null || { echo "chromium is needed for the browser tests: apt-get install chromium"; exit 1; }
 
 test: $(STAMP) browser
-	$(BIN)/nbdev-test --flags "slow shared" --timing
+	OMP_NUM_THREADS=1 $(BIN)/nbdev-test --flags "slow shared" --timing
 	$(BIN)/python -m pytest tests/
 
 # while iterating: notebooks without the slow and shared-data cells
