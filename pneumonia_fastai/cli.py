@@ -8,7 +8,7 @@ Docs: https://pneumonia-fastai.github.io/pneumonia_fastai/cli.html.md"""
 from __future__ import annotations
 import warnings
 warnings.filterwarnings('ignore', message=r'.*torch\.jit\.script.*deprecated')
-import sys, json, time, shutil, hashlib, argparse, platform
+import sys, json, time, shutil, hashlib, argparse, platform, traceback
 from pathlib import Path
 import pandas as pd, torch
 from fastcore.all import *
@@ -95,6 +95,8 @@ def train_xray(data, # Assembled dataset (train/ and valid/)
         raise XrayError(f'out of GPU memory training {arch} at {size}px with batch size {bs}; train again with a smaller --bs '
                         f'(e.g. --bs {max(1, bs//2)}) or --size') from None
     cfg['train_seconds'] = round(float(hist.seconds.sum()), 1)
+    cfg['lrs'] = dict(zip(hist.phase, hist.lr))
+    if fb := {p:v['fallback'] for p,v in learn.lr_finds.items() if 'fallback' in v}: cfg['lr_find_fallbacks'] = fb
     with distrib(learn): probs,targs = learn.get_preds(dl=learn.dls.valid) # under a launcher, each process a shard, gathered on all
     if target_sensitivity:
         learn.threshold = choose_threshold(probs, targs, learn.dls.vocab, target_sensitivity)
@@ -272,6 +274,17 @@ def xray_parser() -> argparse.ArgumentParser:
     return p
 
 # %% ../nbs/06_cli.ipynb #11c943ff
+def _failed(a, e):
+    "After minutes of training, an unexpected error keeps its work: say where the checkpoint is and how to resume; the traceback goes to `error.log`"
+    out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
+    (out/'error.log').write_text(traceback.format_exc())
+    ck = out/'checkpoints'/'checkpoint.json'
+    todo = (f'the last finished epoch is kept in {ck.parent}: fix the cause and run the same command with --resume to continue' if ck.exists()
+            else 'no epoch had finished, so there is nothing to resume: fix the cause and run the command again')
+    msg = (str(e).strip().splitlines() or [''])[-1].strip()[:300]
+    print(f'pneumonia-fastai {a.command}: error: training stopped by an unexpected {type(e).__name__} ({msg}); {todo}. Details: {out/"error.log"}', file=sys.stderr)
+    return 1
+
 def main(argv:list=None, # Arguments; default `sys.argv[1:]`
         ) -> int:
     "Entry point of the `pneumonia-fastai` command; returns the exit status"
@@ -285,6 +298,9 @@ def main(argv:list=None, # Arguments; default `sys.argv[1:]`
         hint = ' (pass --resume to continue from the last checkpoint)' if a.command in ('train','run') else ''
         print(f'pneumonia-fastai {a.command}: interrupted{hint}', file=sys.stderr)
         return 130
+    except Exception as e:
+        if a.command not in ('train','run','demo'): raise
+        return _failed(a, e)
 
 # %% ../nbs/06_cli.ipynb #65891d57
 if __name__=='__main__': sys.exit(main())

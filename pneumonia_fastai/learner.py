@@ -6,7 +6,7 @@ Docs: https://pneumonia-fastai.github.io/pneumonia_fastai/learner.html.md"""
 
 # %% ../nbs/04_learner.ipynb #f5b4e336
 from __future__ import annotations
-import os, sys, io, json, time, random, socket, pickle, zipfile, contextlib
+import os, sys, io, json, math, time, random, socket, pickle, zipfile, contextlib
 from urllib.error import URLError
 from urllib.parse import urlparse
 import torch, torchvision
@@ -15,16 +15,17 @@ from torchvision.models import get_model_builder, get_model_weights, list_models
 from fastcore.all import *
 from fastai.vision.all import *
 from fastai.callback.progress import ProgressCallback
-from fastai.callback.schedule import LRFinder
+from fastai.callback.schedule import LRFinder, valley
 from fastai.distributed import DistributedDL
 from .data import XrayError
 from .metrics import Sensitivity, Specificity, normal_idx
 from .speed import speedups, set_speedups
 
 # %% auto #0
-__all__ = ['weights_env', 'arch_builder', 'arch_meta', 'load_state', 'XrayArch', 'imagenet_weights_file', 'default_weights',
-           'show_bars', 'XrayHistory', 'set_bars', 'xray_learner', 'XrayCheckpoint', 'save_checkpoint',
-           'read_checkpoint', 'distributed', 'init_distrib', 'distrib', 'solo', 'same_on_all_ranks', 'fine_tune_xray']
+__all__ = ['weights_env', 'lr_fallback', 'arch_builder', 'arch_meta', 'load_state', 'XrayArch', 'imagenet_weights_file',
+           'default_weights', 'show_bars', 'XrayHistory', 'set_bars', 'xray_learner', 'XrayCheckpoint',
+           'save_checkpoint', 'read_checkpoint', 'lr_suggestion', 'distributed', 'init_distrib', 'distrib', 'solo',
+           'same_on_all_ranks', 'fine_tune_xray']
 
 # %% ../nbs/04_learner.ipynb #f2c3f4a0
 def arch_builder(arch) -> callable:
@@ -251,13 +252,40 @@ def read_checkpoint(path, # Folder of the checkpoints
     return st
 
 # %% ../nbs/04_learner.ipynb #05d6ec91
-def _lr_find(learn, phase, num_it, show_plot):
-    num_it = ifnone(num_it, min(100, max(40, 2*len(learn.dls.train))))
+lr_fallback = 2e-3 # fastai `Learner.fine_tune`'s `base_lr`: the first stage's rate when `lr_find` gives no usable suggestion
+
+def lr_suggestion(lrs, # Learning rates `lr_find` tried
+                  losses, # Their (smoothed) losses
+                  num_it:int, # Iterations `lr_find` was asked to run
+                 ) -> tuple: # (suggested lr, None) or (None, why there is none)
+    "fastai's `valley` over what `lr_find` recorded, trimmed as `Learner.lr_find` does, when the record is usable"
+    n = len(losses)
+    if n<num_it//2: return None, f'the finder stopped after {n} of {num_it} iterations' + (f' at lr {float(lrs[-1]):.1e}' if n else '') + ' (its loss diverged or was NaN)'
+    lrs,losses = tensor(list(lrs)[num_it//10:-5]).float(),tensor(list(losses)[num_it//10:-5]).float()
+    bad = torch.nonzero(~torch.isfinite(losses)).flatten()
+    if len(bad): lrs,losses = lrs[:bad[0]],losses[:bad[0]]
+    if len(losses)<10: return None, f'only {len(losses)} finite losses were recorded'
+    lr = valley(lrs, losses, num_it)[0]
+    if not (math.isfinite(lr) and lr>0): return None, f'valley suggested {lr}'
+    return lr, None
+
+def _lr_find(learn, phase, num_it, show_plot, prev=None, failed=None):
+    "Run `lr_find` (rank 0) and return its suggestion, or the fallback rate with one line saying why"
+    num_it = ifnone(num_it, min(50, max(20, 2*len(learn.dls.train))))
     if rank_distrib(): return same_on_all_ranks(None) # under a launcher, rank 0 runs `lr_find` alone and tells the others
-    with solo(): sug = learn.lr_find(num_it=num_it, show_plot=show_plot)
-    learn.lr_finds[phase] = dict(lrs=[float(o) for o in learn.recorder.lrs], losses=[float(o) for o in learn.recorder.losses], lr=float(sug.valley))
-    print(f'lr_find [{phase}]: suggested lr {sug.valley:.2e}', flush=True)
-    return same_on_all_ranks(float(sug.valley))
+    if failed: lr,why,rec = None,f'lr_find failed here in the interrupted run ({failed})',dict(lrs=[], losses=[])
+    else:
+        with solo(): learn.lr_find(num_it=num_it, show_plot=False, suggest_funcs=None)
+        rec = dict(lrs=[float(o) for o in learn.recorder.lrs], losses=[float(o) for o in learn.recorder.losses])
+        lr,why = lr_suggestion(rec['lrs'], rec['losses'], num_it)
+    if lr is None:
+        lr,rule = (prev/2, f"half the previous stage's rate, as fastai's fine_tune does") if prev else (lr_fallback, "fastai fine_tune's default")
+        print(f'lr_find [{phase}]: no usable suggestion ({why}); using lr {lr:.2e}, {rule}', flush=True)
+        rec['fallback'] = why
+    else: print(f'lr_find [{phase}]: suggested lr {lr:.2e}', flush=True)
+    learn.lr_finds[phase] = dict(rec, lr=float(lr))
+    if show_plot and rec['lrs']: learn.recorder.plot_lr_find(suggestions=[(lr, float(np.interp(np.log(lr), np.log(rec['lrs']), rec['losses'])))], nms=['used'])
+    return same_on_all_ranks(float(lr))
 
 class _KeepBest(SaveModelCallback):
     "`SaveModelCallback` that saves atomically, can start from a known `best`, ignores epochs skipped by `start_epoch`, and leaves the talking to `XrayHistory`"
@@ -366,15 +394,31 @@ def fine_tune_xray(learn:Learner, # From `xray_learner`
     learn.lr_finds = st['lr_finds']
     ckpt = XrayCheckpoint(checkpoints, st, n0) if checkpoints is not None else None
     todo = [s for s,n in stages.items() if st['done'][s]<n]
+    failed = st.pop('failed', None) or {}
     for stage in todo:
-        learn.freeze() if stage=='frozen' else learn.unfreeze()
-        if resume and stage==todo[0]: _resume(learn, checkpoints, st, stage)
-        if stage not in st['lrs']: st['lrs'][stage] = lr or _lr_find(learn, stage, lr_find_iters, show_plot)
-        top = st['lrs'][stage]
-        st['best'][stage] = _fit(learn, stage, stages[stage], slice(top/100, top) if len(stages)==2 and stage=='unfrozen' else top, st, ckpt)
+        step = 'setup'
+        try:
+            learn.freeze() if stage=='frozen' else learn.unfreeze()
+            if resume and stage==todo[0]: _resume(learn, checkpoints, st, stage)
+            if stage not in st['lrs']:
+                step = 'lr_find'
+                prev = [v for k,v in st['lrs'].items() if k!=stage]
+                again = failed.get('error') if failed.get('stage')==stage and failed.get('step')=='lr_find' else None
+                st['lrs'][stage] = lr or _lr_find(learn, stage, lr_find_iters, show_plot, prev=prev[-1] if prev else None, failed=again)
+                st['lr_finds'] = learn.lr_finds
+            step,top = 'fit',st['lrs'][stage]
+            st['best'][stage] = _fit(learn, stage, stages[stage], slice(top/100, top) if len(stages)==2 and stage=='unfrozen' else top, st, ckpt)
+        except Exception as e:
+            # keep what is done: the checkpoint of the last finished epoch stays, and says which step failed so that a resume does not repeat it
+            if checkpoints is not None and (Path(checkpoints)/'checkpoint.json').exists() and not rank_distrib():
+                ck = json.loads((Path(checkpoints)/'checkpoint.json').read_text())
+                ck['failed'] = dict(stage=stage, step=step, error=f'{type(e).__name__}: {(str(e).strip().splitlines() or [""])[-1].strip()[:200]}')
+                _atomic(Path(checkpoints)/'checkpoint.json', lambda t: t.write_text(json.dumps(ck)))
+            raise
     keep = min(st['best'], key=st['best'].get)
     learn.load(f'xray_{keep}', with_opt=False)
     h = pd.DataFrame(learn.xray_history.rows[n0:])
+    h['lr'] = h.phase.map(st['lrs']).astype(float)
     h['best'] = False
     h.loc[h[h.phase==keep].valid_loss.idxmin(), 'best'] = True
     learn.history = h

@@ -37,7 +37,7 @@ def plot_history(history:pd.DataFrame, # From `fine_tune_xray`
     "Training and validation loss, and the metrics, per epoch; the kept epoch is marked"
     h = history.reset_index(drop=True)
     x = np.arange(1, len(h)+1)
-    mets = [c for c in h.columns if c not in ('phase','epoch','train_loss','valid_loss','seconds','best')]
+    mets = [c for c in h.columns if c not in ('phase','epoch','train_loss','valid_loss','seconds','best','lr')]
     fig,axs = plt.subplots(1, 2, figsize=(11,4))
     for c in ('train_loss','valid_loss'): axs[0].plot(x, h[c], marker='o', label=c)
     for c in mets: axs[1].plot(x, h[c], marker='o', label=c)
