@@ -309,5 +309,6 @@ d = { 'settings': { 'branch': 'main',
                                                                                                  'pneumonia_fastai/speed.py'),
                                         'pneumonia_fastai.speed.cpu_bf16_supported': ( 'speed.html#cpu_bf16_supported',
                                                                                        'pneumonia_fastai/speed.py'),
+                                        'pneumonia_fastai.speed.cpu_isa': ('speed.html#cpu_isa', 'pneumonia_fastai/speed.py'),
                                         'pneumonia_fastai.speed.set_speedups': ('speed.html#set_speedups', 'pneumonia_fastai/speed.py'),
                                         'pneumonia_fastai.speed.speedups': ('speed.html#speedups', 'pneumonia_fastai/speed.py')}}}

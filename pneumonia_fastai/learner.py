@@ -169,7 +169,7 @@ def xray_learner(dls, # `DataLoaders` from `xray_dls`
                  metrics=None, # Default: error rate, sensitivity, specificity
                  seed:int=None, # Seed for the new head's initialisation
                  bars:bool=None, # Progress bars (else one line per epoch); default `show_bars()`
-                 fast:bool=True, # Add `speedups()`: channels-last and bf16 on a capable CPU, mixed precision on a GPU
+                 fast:bool=True, # Add `speedups()`: channels-last on a CPU (and bf16 where it has the instructions), mixed precision on a GPU
                  **kwargs) -> Learner:
     "`vision_learner` for chest X-rays on a torchvision `arch` with `weights`"
     builder = arch_builder(arch)

@@ -1,4 +1,4 @@
-"""Channels-last memory format and bfloat16 autocast on the CPU, on by default where they help.
+"""Channels-last memory format on every CPU and bfloat16 autocast where the CPU has bf16 instructions, on by default.
 
 Docs: https://pneumonia-fastai.github.io/pneumonia_fastai/speed.html.md"""
 
@@ -6,6 +6,8 @@ Docs: https://pneumonia-fastai.github.io/pneumonia_fastai/speed.html.md"""
 
 # %% ../nbs/03a_speed.ipynb #409989bc
 from __future__ import annotations
+import os, re
+from pathlib import Path
 import torch
 from torch.amp import autocast, GradScaler
 from fastcore.all import *
@@ -14,12 +16,24 @@ from fastai.callback.fp16 import MixedPrecision
 from fastai.callback.channelslast import ChannelsLast
 
 # %% auto #0
-__all__ = ['cpu_bf16_supported', 'CPUMixedPrecision', 'speedups', 'set_speedups']
+__all__ = ['cpu_bf16_supported', 'cpu_isa', 'CPUMixedPrecision', 'speedups', 'set_speedups']
 
 # %% ../nbs/03a_speed.ipynb #7264121b
+_bf16_isas = ('BF16', 'AMX', 'AVX10', 'ALL') # oneDNN ISA names (`ONEDNN_MAX_CPU_ISA`) at or above AVX512_CORE_BF16
+
 def cpu_bf16_supported() -> bool:
-    "Does this CPU have bfloat16 instructions (AVX512-BF16 or AMX) that oneDNN uses?"
+    "Does this CPU have bfloat16 instructions (AVX512-BF16 or AMX) that oneDNN may use (see `ONEDNN_MAX_CPU_ISA`)?"
+    cap = os.environ.get('ONEDNN_MAX_CPU_ISA', '').upper()
+    if cap and not any(k in cap for k in _bf16_isas): return False
     return any(getattr(torch.cpu, f, lambda: False)() for f in ('_is_avx512_bf16_supported', '_is_amx_tile_supported'))
+
+def cpu_isa() -> str:
+    "The vector instructions of this CPU that matter for speed, e.g. 'avx2 avx512_bf16 amx_bf16', and oneDNN's cap if one is set"
+    try: flags = set(re.search(r'^flags\s*:(.*)$', Path('/proc/cpuinfo').read_text(), re.M).group(1).split())
+    except (OSError, AttributeError): flags = set()
+    isa = ' '.join(f for f in ('avx2', 'avx512f', 'avx512_bf16', 'amx_bf16') if f in flags) or torch.backends.cpu.get_cpu_capability().lower()
+    cap = os.environ.get('ONEDNN_MAX_CPU_ISA')
+    return isa + (f' (oneDNN capped at {cap})' if cap else '') + ('' if cpu_bf16_supported() else ', no bf16 used')
 
 # %% ../nbs/03a_speed.ipynb #d7bc4252
 class CPUMixedPrecision(MixedPrecision):
@@ -31,12 +45,11 @@ class CPUMixedPrecision(MixedPrecision):
         self.autocast,self.learn.scaler,self.scales = autocast('cpu', dtype=torch.bfloat16),GradScaler('cpu', **self.kwargs),L()
 
 # %% ../nbs/03a_speed.ipynb #e174bcac
-def speedups(cpu_bf16:bool=None, # bf16 autocast and channels-last on the CPU; default `cpu_bf16_supported()`
+def speedups(cpu_bf16:bool=None, # bf16 autocast on the CPU; default `cpu_bf16_supported()`
             ) -> list:
     "Callbacks that make training faster on this machine"
     if torch.cuda.is_available(): return [MixedPrecision()]
-    if ifnone(cpu_bf16, cpu_bf16_supported()): return [ChannelsLast(), CPUMixedPrecision()]
-    return []
+    return [ChannelsLast()] + ([CPUMixedPrecision()] if ifnone(cpu_bf16, cpu_bf16_supported()) else [])
 
 # %% ../nbs/03a_speed.ipynb #313d89cc
 def set_speedups(learn:Learner, # Learner to speed up
