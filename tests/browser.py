@@ -10,11 +10,11 @@ so a page that needs the network fails its test instead of quietly fetching.
         for url in urls: r = b.visit(url)
 
 Each visit returns a dict: `url` (after redirects), `status` (HTTP status of the page, None for file:),
-`title`, `headings` (text of the h2s), `ids` (every element id, for #anchors), `images` (alt, src, complete,
+`title`, `h1` and `headings` (texts of the h1s and h2s), `ids` (every element id, for #anchors), `images` (alt, src, complete,
 width/height = naturalWidth/naturalHeight: 0 means it did not decode), `links` (href as written and
-resolved, of every <a href>), `requests` (every URL asked for), `refused` (non-local requests, aborted),
-`failed` (local requests that failed or answered >= 400), `errors` (uncaught JavaScript errors) and
-`png` (the full-page screenshot's path, when asked for).
+resolved, and text, of every <a href>), `forms` (action as written and resolved, of every <form>), `requests` (every URL asked for), `refused` (non-local requests, aborted),
+`failed` (local requests that failed or answered >= 400), `errors` (uncaught JavaScript errors),
+`png` (the full-page screenshot's path, when asked for) and `script` (what `visit(..., script=JS, arg=...)` returned).
 """
 import asyncio, ipaddress, shutil
 from concurrent.futures import ThreadPoolExecutor
@@ -48,12 +48,14 @@ def is_local(url):
 
 _PAGE_INFO = """() => ({
     title: document.title,
+    h1: [...document.querySelectorAll('h1')].map(h => h.textContent.trim()),
     headings: [...document.querySelectorAll('h2')].map(h => h.textContent.trim()),
     ids: [...document.querySelectorAll('[id]')].map(e => e.id),
     images: [...document.images].map(i => ({alt: i.alt, src: i.currentSrc || i.src, complete: i.complete,
                                             width: i.naturalWidth, height: i.naturalHeight})),
     links: [...document.querySelectorAll('a[href]')].map(a => ({href: a.getAttribute('href'), url: a.href,
-                                                                 text: a.textContent.trim().slice(0, 80)}))})"""
+                                                                 text: a.textContent.trim().slice(0, 80)})),
+    forms: [...document.forms].map(f => ({action: f.getAttribute('action'), url: f.action}))})"""
 
 class Browser:
     "One headless Chromium for many `visit`s; use as a context manager, from one thread"
@@ -70,8 +72,8 @@ class Browser:
         try: self._browser.close()
         finally: self._pw.stop()
 
-    def visit(self, url, png=None, wait_until='load', timeout=30_000):
-        "Load `url` in a fresh page and return what it shows (see the module's doc)"
+    def visit(self, url, png=None, wait_until='load', timeout=30_000, script=None, arg=None):
+        "Load `url` in a fresh page and return what it shows (see the module's doc), with `script(arg)`'s result, if any"
         refused,requests,failed,errors = [],[],[],[]
         ctx = self._browser.new_context(viewport=dict(width=self.width, height=self.height))
         try:
@@ -86,6 +88,7 @@ class Browser:
             page.on('pageerror', lambda e: errors.append(str(e)))
             resp = page.goto(url, wait_until=wait_until, timeout=timeout)
             info = page.evaluate(_PAGE_INFO)
+            if script is not None: info['script'] = page.evaluate(script, arg)
             if png is not None: page.screenshot(path=str(png), full_page=True)
             status = resp.status if resp is not None and resp.url.startswith('http') else None
             return dict(info, url=page.url, status=status, requests=requests, refused=refused, failed=failed,

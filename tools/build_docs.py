@@ -106,7 +106,10 @@ class _Page:
                 dirs = _directives(c.source)
                 code = re.sub(r'^#\|.*(\n|$)', '', c.source, flags=re.M).strip()
                 if code and dirs.get('echo') != 'false': parts.append(_fence(code, 'python'))
-                if dirs.get('output') != 'false': parts += [self.output(o) for o in c.get('outputs', [])]
+                outs = [self.output(o) for o in c.get('outputs', [])] if dirs.get('output') != 'false' else []
+                if re.match(r'show_doc\(', code):  # its heading gets the id nbdev links to, even when a section has that name
+                    outs = [re.sub(r'^(#{1,6} +)(\S+?)[ \t]*$', lambda m: f'{m[1]}{m[2]} {{#{slugify(m[2])}}}', o, count=1, flags=re.M) for o in outs]
+                parts += outs
         return '\n\n'.join(p for p in parts if p and p.strip()) + '\n'
 
 _NBDEV_LINK = 'nbdev-link:'
