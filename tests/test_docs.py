@@ -209,3 +209,37 @@ def test_every_public_function_has_signature_and_docments(site, checked, browser
                     if doc and ' '.join(doc.split()) not in text: problems.append(f'{page}#{i}: {arg}: docment {doc!r} missing')
     assert n > 0
     assert problems == [], '\n'.join(problems)
+
+# ---- images and links of a notebook, on a tiny nbdev project (this project's notebooks are stored without outputs)
+
+def _nb(*cells): return json.dumps(dict(cells=list(cells), metadata={}, nbformat=4, nbformat_minor=5))
+def _md(src, **kw): return dict(cell_type='markdown', metadata={}, source=src, **kw)
+def _code(src, *outputs): return dict(cell_type='code', metadata={}, source=src, execution_count=None, outputs=list(outputs))
+
+def test_notebook_images_and_links(tmp_path, browser):
+    "An image in an output, an attachment, an image file beside the notebooks and a link to another notebook"
+    import base64, io
+    from PIL import Image
+    def png(size):
+        b = io.BytesIO(); Image.new('RGB', size, (30, 90, 200)).save(b, 'PNG'); return base64.b64encode(b.getvalue()).decode()
+    p = tmp_path/'proj'
+    (p/'nbs'/'img').mkdir(parents=True)
+    (p/'pyproject.toml').write_text('[project]\nname = "fakeproj"\nversion = "0.0.1"\n\n'
+                                    '[tool.nbdev]\nlib_path = "fakeproj"\nnbs_path = "nbs"\ndoc_path = "docs"\n')
+    (p/'nbs'/'img'/'logo.png').write_bytes(base64.b64decode(png((7, 5))))
+    # nbdev takes the first markdown cell for the title and description: the page's content starts in the next one
+    (p/'nbs'/'index.ipynb').write_text(_nb(_md('# Fake home'), _md('See [the pictures](01_pics.ipynb#a-plot) and ![logo](img/logo.png)')))
+    (p/'nbs'/'01_pics.ipynb').write_text(_nb(_md('# Pictures\n\n> Three kinds of image'),
+        _md('![dot](attachment:dot.png)', attachments={'dot.png': {'image/png': png((4, 4))}}),
+        _md('## A plot'),
+        _code('plot()', dict(output_type='display_data', metadata={}, data={'image/png': png((9, 6)), 'text/plain': '<Figure>'})),
+        _code('1+1', dict(output_type='execute_result', execution_count=1, metadata={}, data={'text/plain': '2'}))))
+    r = subprocess.run([sys.executable, str(ROOT/'tools'/'build_docs.py'), '--project', str(p), '--quiet'],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, f'the docs build failed:\n{r.stdout}\n{r.stderr}'
+    problems, visits = check_site(browser, p/'docs')
+    assert problems == [], '\n'.join(problems)
+    assert [(i['width'], i['height']) for i in visits['index.html']['images']] == [(7, 5)]
+    assert [(i['width'], i['height']) for i in visits['pics.html']['images']] == [(4, 4), (9, 6)]
+    assert 'pics.html#a-plot' in {l['href'] for l in visits['index.html']['links']}
+    assert _h1('pics.html', visits) == 'Pictures'

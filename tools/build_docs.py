@@ -185,14 +185,16 @@ def write_pages(work:Path, quiet=False):
     (work/'css'/'pygments.css').write_text(HtmlFormatter(style='default').get_style_defs('.codehilite'))
     return nav
 
-def build(site:Path=None, work:Path=None, quiet=False):
-    "Build the site into `site` (default: nbdev's `doc_path`, `docs/`) from Markdown pages written to `work`"
-    os.chdir(ROOT)  # nbdev's get_config() and mkdocs.yml are found from the project root
+def build(site:Path=None, work:Path=None, quiet=False, project:Path=ROOT):
+    """Build the site of the nbdev `project` (this one by default) into `site` (default: nbdev's `doc_path`, `docs/`),
+    from Markdown pages written to `work` (default: `_mkdocs/`)"""
+    site,work = [None if p is None else Path(p).absolute() for p in (site, work)]
+    os.chdir(project)  # nbdev's get_config() is found from the project root
     # this checkout's package (whatever the venv has installed) and build_docs.slugify, which mkdocs.yml names
     sys.path[:0] = [str(ROOT), str(ROOT/'tools')]
     from nbdev.config import get_config
-    site = Path(site or get_config().doc_path).absolute()
-    work = Path(work or ROOT/'_mkdocs').absolute()
+    site = site or Path(get_config().doc_path).absolute()
+    work = work or Path(project).absolute()/'_mkdocs'
     t = time.time()
     nav = write_pages(work, quiet=quiet)
     t1 = time.time()
@@ -214,6 +216,7 @@ if __name__ == '__main__':
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--site', help="where the site goes (default: nbdev's doc_path, docs/)")
     p.add_argument('--work', help='where the Markdown pages go (default: _mkdocs/)')
+    p.add_argument('--project', default=ROOT, help='the nbdev project (default: this one)')
     p.add_argument('--quiet', action='store_true')
     a = p.parse_args()
-    build(a.site, a.work, a.quiet)
+    build(a.site, a.work, a.quiet, a.project)
