@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install browser demo test test-fast export clean readme
+.PHONY: install browser demo test test-fast export clean readme docs
 
 install: $(STAMP)
 
@@ -44,5 +44,10 @@ export: $(STAMP)
 readme: $(STAMP)
 	$(BIN)/jupyter nbconvert --to markdown --log-level WARN --output-dir . --output README nbs/index.ipynb
 
+# The docs site into docs/ without Quarto: nbdev's processors, then MkDocs (tools/build_docs.py, mkdocs.yml).
+# tests/test_docs.py checks it in chromium. Where Quarto is installed, nbdev-docs works as before.
+docs: $(STAMP)
+	$(BIN)/python tools/build_docs.py
+
 clean:
-	rm -rf demo_out _proc
+	rm -rf demo_out _proc _mkdocs docs
