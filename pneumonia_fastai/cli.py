@@ -147,7 +147,7 @@ def run_pipeline(src, # Download (e.g. the Kaggle chest_xray/ folder), class-fol
     return m
 
 # %% ../nbs/06_cli.ipynb #9c8ba321
-demo_defaults = dict(arch='resnet18', weights=None, size=128, bs=32, freeze_epochs=1, epochs=5, target_sensitivity=0)
+demo_defaults = dict(arch='resnet18', weights=None, size=64, bs=32, freeze_epochs=1, epochs=4, lr=3e-3, target_sensitivity=0)
 
 @delegates(train_xray, but=['data','out'])
 def run_demo(out, # Folder for the phantoms and the results
@@ -172,7 +172,7 @@ def _add_train_args(p, d=None):
     p.add_argument('--bs', type=int, default=d['bs'], help='batch size (default here %(default)s)')
     p.add_argument('--freeze-epochs', type=int, default=d['freeze_epochs'], help='epochs training the head only (default %(default)s)')
     p.add_argument('--epochs', type=int, default=d['epochs'], help='epochs training all layers (default here %(default)s)')
-    p.add_argument('--lr', type=float, default=None, help='peak learning rate (default: lr_find)')
+    p.add_argument('--lr', type=float, default=d.get('lr'), help='peak learning rate (default: %(default)s; None runs lr_find)')
     p.add_argument('--target-sensitivity', type=float, default=d['target_sensitivity'], help='set the decision threshold on validation for this sensitivity; 0 keeps 0.5 (default %(default)s)')
     p.add_argument('--seed', type=int, default=42, help='random seed (default %(default)s)')
     p.add_argument('--resume', action='store_true', help='continue an interrupted training from OUT/checkpoints (same options)')
