@@ -7,7 +7,9 @@ Docs: https://pneumonia-fastai.github.io/pneumonia_fastai/cli.html.md"""
 # %% ../nbs/06_cli.ipynb #14c38943
 from __future__ import annotations
 import warnings
+# fastai's import warns that `torch.jit.script` is deprecated, noise for a user of the command: ignored while importing only
 warnings.filterwarnings('ignore', message=r'.*torch\.jit\.script.*deprecated')
+_jit_filter = warnings.filters[0]
 import sys, json, time, shutil, hashlib, argparse, platform
 from pathlib import Path
 import pandas as pd, torch
@@ -20,6 +22,7 @@ from .learner import xray_learner, fine_tune_xray, weights_env, distributed, dis
 from .report import evaluate, plot_history, plot_lr_finds
 from .share import load_xray_learner, predict_files, save_xray_model, export_weights
 from .metrics import choose_threshold, diagnostic_metrics
+warnings.filters.remove(_jit_filter) # a user's filters stay as they were (an ignored warning leaves no trace to clean up)
 
 # %% auto #0
 __all__ = ['demo_defaults', 'train_defaults', 'train_xray', 'run_pipeline', 'run_demo', 'xray_parser', 'main']
@@ -276,15 +279,18 @@ def main(argv:list=None, # Arguments; default `sys.argv[1:]`
         ) -> int:
     "Entry point of the `pneumonia-fastai` command; returns the exit status"
     a = xray_parser().parse_args(argv)
-    warnings.formatwarning = lambda msg, *args, **kw: f'pneumonia-fastai {a.command}: warning: {msg}\n'
-    try: return a.func(a) or 0
-    except XrayError as e:
-        print(f'pneumonia-fastai {a.command}: error: {e}', file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        hint = ' (pass --resume to continue from the last checkpoint)' if a.command in ('train','run') else ''
-        print(f'pneumonia-fastai {a.command}: interrupted{hint}', file=sys.stderr)
-        return 130
+    fmt = warnings.formatwarning
+    with warnings.catch_warnings(): # warning filters and format are the command's while it runs, then the caller's again
+        warnings.formatwarning = lambda msg, *args, **kw: f'pneumonia-fastai {a.command}: warning: {msg}\n'
+        try: return a.func(a) or 0
+        except XrayError as e:
+            print(f'pneumonia-fastai {a.command}: error: {e}', file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            hint = ' (pass --resume to continue from the last checkpoint)' if a.command in ('train','run') else ''
+            print(f'pneumonia-fastai {a.command}: interrupted{hint}', file=sys.stderr)
+            return 130
+        finally: warnings.formatwarning = fmt
 
 # %% ../nbs/06_cli.ipynb #65891d57
 if __name__=='__main__': sys.exit(main())
