@@ -16,9 +16,10 @@ from fastai.vision.utils import verify_image, resize_to
 
 # %% auto #0
 __all__ = ['patient_patterns', 'xray_extensions', 'split_names', 'junk_names', 'csv_fields', 'coronahack_columns',
-           'label_aliases', 'subtype_aliases', 'max_class_folders', 'XrayError', 'patient_id', 'pneumonia_type',
-           'get_xray_files', 'scan_source', 'dicom_array', 'check_image', 'xray_image', 'split_by_patient',
-           'parse_columns', 'safe_source', 'scan_csv', 'assembly_summary', 'assemble']
+           'label_aliases', 'subtype_aliases', 'max_class_folders', 'shared_env', 'XrayError', 'patient_id',
+           'pneumonia_type', 'get_xray_files', 'scan_source', 'dicom_array', 'check_image', 'xray_image',
+           'split_by_patient', 'parse_columns', 'safe_source', 'scan_csv', 'assembly_summary', 'assemble',
+           'shared_path']
 
 # %% ../nbs/01_data.ipynb #853ee44e
 class XrayError(Exception):
@@ -549,3 +550,18 @@ def _print_summary(dest, manifest, rejected, files, dropped):
     n_ign = int((files.kind!='image').sum() - files.looks_image[files.kind!='image'].sum())
     if n_ign: print(f'ignored: {n_ign} files that are not images')
     if sk := files.attrs.get('skipped_dirs'): print(f'skipped folders: {", ".join(sk)}')
+
+# %% ../nbs/01_data.ipynb #24572d00
+shared_env = 'PNEUMONIA_FASTAI_SHARED'
+
+def shared_path(*parts:str, # Path inside the shared folder, e.g. 'data', 'chest_xray', 'train'
+               ) -> Path:
+    "`../shared/*parts` beside the project (or under `$PNEUMONIA_FASTAI_SHARED`); `FileNotFoundError` saying what is missing when it is absent"
+    import pneumonia_fastai
+    root = Path(os.environ.get(shared_env) or Path(pneumonia_fastai.__file__).resolve().parents[1].parent/'shared')
+    p = root.joinpath(*parts)
+    if not p.exists():
+        raise FileNotFoundError(f'{p} is missing: the tests flagged `shared` need the real X-rays and weights in ../shared, a folder beside the '
+                                f'project (looked for at {root}; ${shared_env} names another place). Put it there, or run only the tests that '
+                                'do not need it: make test-fast (a bare nbdev-test), or pytest without $PNEUMONIA_FASTAI_REQUIRE_SHARED')
+    return p
