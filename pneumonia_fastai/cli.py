@@ -125,7 +125,7 @@ def _is_assembled(p): return (Path(p)/'assembly.json').exists() or all((Path(p)/
 def run_pipeline(src, # Download (e.g. the Kaggle chest_xray/ folder), class-folder tree, or an assembled dataset
                  out, # Folder for everything: data/, model, plots, report/
                  valid_pct:float=0.2, # Share of each class for validation
-                 test_pct:float=0.1, # Share of each class for test when there is no official test split
+                 test_pct:float=None, # Share of each class for test when there is no official test split (default 0.1)
                  balance:str='none', # 'none' or 'undersample'
                  official_test:bool=True, # Keep an official test/ folder as the test split
                  force:bool=False, # Replace a different earlier assembly in out/data
@@ -181,7 +181,7 @@ def _add_train_args(p, d=None):
 
 def _add_assemble_args(p):
     p.add_argument('--valid-pct', type=float, default=0.2, help='share of each class for validation (default %(default)s)')
-    p.add_argument('--test-pct', type=float, default=0.1, help='share of each class for test when there is no official test/ (default %(default)s)')
+    p.add_argument('--test-pct', type=float, default=None, help='share of each class for test when there is no official test/ (default 0.1)')
     p.add_argument('--balance', choices=['none','undersample'], default='none', help='undersample the majority class of the train split (default %(default)s)')
     p.add_argument('--no-official-test', dest='official_test', action='store_false', help='re-split the official test/ folder too')
     p.add_argument('--force', action='store_true', help='replace a different earlier assembly at the destination')
@@ -237,7 +237,7 @@ def xray_parser() -> argparse.ArgumentParser:
     _add_assemble_args(s)
     s.add_argument('--seed', type=int, default=42, help='random seed (default %(default)s)')
     s.add_argument('--classes', type=int, choices=[2,3], default=2, help='2: NORMAL/PNEUMONIA; 3: NORMAL/BACTERIA/VIRUS (default %(default)s)')
-    s.add_argument('--link', choices=['symlink','hardlink','copy'], default='symlink', help='how files are placed (default %(default)s)')
+    s.add_argument('--link', choices=['symlink','hardlink','copy'], default=None, help='how files are placed (default symlink; not used with --size)')
     s.add_argument('--size', type=int, default=None, help='write resized grayscale JPEG copies with this shorter side instead of linking the originals')
     s.add_argument('--workers', type=int, default=None, help='threads checking and resizing images (default: the number of CPUs)')
     s.set_defaults(func=_cmd_assemble)
