@@ -1,6 +1,6 @@
 """A stranger's model.json is untrusted input. Whatever it holds, `check_model_info` accepts it or names the field that is wrong, and
 `pneumonia-fastai predict` with it predicts or prints one error line naming the file (exit 2): no traceback, no file written, no memory blow-up."""
-import contextlib, io, json, resource, tempfile
+import atexit, contextlib, io, json, resource, shutil, tempfile
 from pathlib import Path
 from unittest import mock
 import pytest
@@ -13,6 +13,7 @@ BASE = Path(tempfile.mkdtemp(prefix='model_json_'))
 SANDBOX, ABS = BASE/'a'/'sandbox', BASE/'abs'/'x'   # the temporary folder of the runs below, and an absolute path a class may name
 ESCAPES = [BASE/'a'/'escaped', BASE/'escaped']      # where '../../escaped' and '../../../escaped' lead from a folder in SANDBOX ('../escaped' stays in it)
 SANDBOX.mkdir(parents=True)
+atexit.register(shutil.rmtree, BASE, True)
 
 @pytest.fixture(scope='module')
 def model(tmp_path_factory):
