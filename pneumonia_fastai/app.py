@@ -8,13 +8,13 @@ Docs: https://pneumonia-fastai.github.io/pneumonia_fastai/app.html.md"""
 from __future__ import annotations
 import os
 os.environ.setdefault('GRADIO_ANALYTICS_ENABLED', 'False')  # before gradio is imported anywhere: no telemetry from a medical app
-import html, socket
+import html, math, socket, warnings
 import numpy as np
 from PIL import Image
 import matplotlib
 from fastcore.all import *
 from fastai.learner import Learner
-from .data import XrayError, check_image, xray_image
+from .data import XrayError, check_image, xray_image, _is_dicom
 from .metrics import normal_idx, predicted_classes
 from .explain import gradcam
 from .share import load_xray_learner
@@ -35,6 +35,20 @@ def _overlay(fn, hm, alpha=0.55, cmap='jet', side=512):
     w = alpha*hm[...,None]  # the colour shows in proportion to the activation: cold regions keep the X-ray as it is
     return gray.convert('RGB'),Image.fromarray((((1-w)*base + w*heat).clip(0,1)*255).round().astype(np.uint8))
 
+# %% ../nbs/10_app.ipynb #c504444b
+def _declared_size(fn) -> tuple|None:
+    "(width, height, frames) that the header of image `fn` declares, read without decoding the pixels; None when unreadable"
+    try:
+        if _is_dicom(fn):
+            import pydicom
+            d = pydicom.dcmread(fn, stop_before_pixels=True)
+            return int(d.Columns), int(d.Rows), int(d.get('NumberOfFrames') or 1)
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', Image.DecompressionBombWarning)
+            with Image.open(fn) as im: return (*im.size, 1)
+    except Image.DecompressionBombError: return (math.inf, math.inf, 1)
+    except Exception: return None # not an image: `check_image` says why
+
 # %% ../nbs/10_app.ipynb #02efa4ae
 def diagnose(learn:Learner, # Trained learner (`load_xray_learner`)
              fn, # Uploaded file
@@ -48,13 +62,13 @@ def diagnose(learn:Learner, # Trained learner (`load_xray_learner`)
     if not fn.is_file(): return dict(error=f'The upload {fn.name} did not arrive; upload it again.')
     mb = fn.stat().st_size/2**20
     if mb>max_mb: return dict(error=f'{fn.name} is {mb:.1f} MB; the limit is {max_mb:g} MB. Upload a smaller export of the X-ray.')
+    w,h,n = _declared_size(fn) or (0,0,1)
+    if w*h*n>max_pixels:
+        size = f'more than {2*Image.MAX_IMAGE_PIXELS/1e6:.0f} megapixels' if w==math.inf else f'{w}×{h} pixels' + (f' in {n} frames' if n>1 else '')
+        return dict(error=f'{fn.name} is {size}; the limit is {max_pixels/1e6:g} megapixels. Upload a smaller export of the X-ray.')
     if (why := check_image(fn)) is not None:
         why = '' if why.startswith('not a readable image') else f' ({why})'
         return dict(error=f'{fn.name} is not an image this app can read{why}. Upload a chest X-ray as JPEG, PNG or DICOM.')
-    try:
-        with Image.open(fn) as im: w,h = im.size
-    except Exception: w,h = xray_image(fn, 'L').size
-    if w*h>max_pixels: return dict(error=f'{fn.name} is {w}×{h} pixels; the limit is {max_pixels/1e6:g} megapixels. Upload a smaller export of the X-ray.')
     vocab,thr = [str(v) for v in learn.dls.vocab],ifnone(threshold, getattr(learn, 'threshold', 0.5))
     hm,probs = gradcam(learn, fn)
     c = int(predicted_classes(probs[None], vocab, thr)[0])

@@ -7,7 +7,9 @@ Docs: https://pneumonia-fastai.github.io/pneumonia_fastai/cli.html.md"""
 # %% ../nbs/06_cli.ipynb #14c38943
 from __future__ import annotations
 import warnings
+# fastai's import warns that `torch.jit.script` is deprecated, noise for a user of the command: ignored while importing only
 warnings.filterwarnings('ignore', message=r'.*torch\.jit\.script.*deprecated')
+_jit_filter = warnings.filters[0]
 import sys, json, time, shutil, hashlib, argparse, platform, traceback
 from pathlib import Path
 import pandas as pd, torch
@@ -20,6 +22,7 @@ from .learner import xray_learner, fine_tune_xray, weights_env, distributed, dis
 from .report import evaluate, plot_history, plot_lr_finds
 from .share import load_xray_learner, predict_files, save_xray_model, export_weights
 from .metrics import choose_threshold, diagnostic_metrics
+warnings.filters.remove(_jit_filter) # a user's filters stay as they were (an ignored warning leaves no trace to clean up)
 
 # %% auto #0
 __all__ = ['demo_defaults', 'train_defaults', 'train_xray', 'run_pipeline', 'run_demo', 'xray_parser', 'main']
@@ -124,7 +127,7 @@ def _is_assembled(p): return (Path(p)/'assembly.json').exists() or all((Path(p)/
 def run_pipeline(src, # Download (e.g. the Kaggle chest_xray/ folder), class-folder tree, or an assembled dataset
                  out, # Folder for everything: data/, model, plots, report/
                  valid_pct:float=0.2, # Share of each class for validation
-                 test_pct:float=0.1, # Share of each class for test when there is no official test split
+                 test_pct:float=None, # Share of each class for test when there is no official test split (default 0.1)
                  balance:str='none', # 'none' or 'undersample'
                  official_test:bool=True, # Keep an official test/ folder as the test split
                  force:bool=False, # Replace a different earlier assembly in out/data
@@ -180,7 +183,7 @@ def _add_train_args(p, d=None):
 
 def _add_assemble_args(p):
     p.add_argument('--valid-pct', type=float, default=0.2, help='share of each class for validation (default %(default)s)')
-    p.add_argument('--test-pct', type=float, default=0.1, help='share of each class for test when there is no official test/ (default %(default)s)')
+    p.add_argument('--test-pct', type=float, default=None, help='share of each class for test when there is no official test/ (default 0.1)')
     p.add_argument('--balance', choices=['none','undersample'], default='none', help='undersample the majority class of the train split (default %(default)s)')
     p.add_argument('--no-official-test', dest='official_test', action='store_false', help='re-split the official test/ folder too')
     p.add_argument('--force', action='store_true', help='replace a different earlier assembly at the destination')
@@ -236,7 +239,7 @@ def xray_parser() -> argparse.ArgumentParser:
     _add_assemble_args(s)
     s.add_argument('--seed', type=int, default=42, help='random seed (default %(default)s)')
     s.add_argument('--classes', type=int, choices=[2,3], default=2, help='2: NORMAL/PNEUMONIA; 3: NORMAL/BACTERIA/VIRUS (default %(default)s)')
-    s.add_argument('--link', choices=['symlink','hardlink','copy'], default='symlink', help='how files are placed (default %(default)s)')
+    s.add_argument('--link', choices=['symlink','hardlink','copy'], default=None, help='how files are placed (default symlink; not used with --size)')
     s.add_argument('--size', type=int, default=None, help='write resized grayscale JPEG copies with this shorter side instead of linking the originals')
     s.add_argument('--workers', type=int, default=None, help='threads checking and resizing images (default: the number of CPUs)')
     s.set_defaults(func=_cmd_assemble)
@@ -289,18 +292,21 @@ def main(argv:list=None, # Arguments; default `sys.argv[1:]`
         ) -> int:
     "Entry point of the `pneumonia-fastai` command; returns the exit status"
     a = xray_parser().parse_args(argv)
-    warnings.formatwarning = lambda msg, *args, **kw: f'pneumonia-fastai {a.command}: warning: {msg}\n'
-    try: return a.func(a) or 0
-    except XrayError as e:
-        print(f'pneumonia-fastai {a.command}: error: {e}', file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        hint = ' (pass --resume to continue from the last checkpoint)' if a.command in ('train','run') else ''
-        print(f'pneumonia-fastai {a.command}: interrupted{hint}', file=sys.stderr)
-        return 130
-    except Exception as e:
-        if a.command not in ('train','run','demo'): raise
-        return _failed(a, e)
+    fmt = warnings.formatwarning
+    with warnings.catch_warnings(): # warning filters and format are the command's while it runs, then the caller's again
+        warnings.formatwarning = lambda msg, *args, **kw: f'pneumonia-fastai {a.command}: warning: {msg}\n'
+        try: return a.func(a) or 0
+        except XrayError as e:
+            print(f'pneumonia-fastai {a.command}: error: {e}', file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            hint = ' (pass --resume to continue from the last checkpoint)' if a.command in ('train','run') else ''
+            print(f'pneumonia-fastai {a.command}: interrupted{hint}', file=sys.stderr)
+            return 130
+        except Exception as e:
+            if a.command not in ('train','run','demo'): raise
+            return _failed(a, e)
+        finally: warnings.formatwarning = fmt
 
 # %% ../nbs/06_cli.ipynb #65891d57
 if __name__=='__main__': sys.exit(main())

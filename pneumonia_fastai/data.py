@@ -16,9 +16,10 @@ from fastai.vision.utils import verify_image, resize_to
 
 # %% auto #0
 __all__ = ['patient_patterns', 'xray_extensions', 'split_names', 'junk_names', 'csv_fields', 'coronahack_columns',
-           'label_aliases', 'subtype_aliases', 'max_class_folders', 'XrayError', 'patient_id', 'pneumonia_type',
-           'get_xray_files', 'scan_source', 'dicom_array', 'check_image', 'xray_image', 'split_by_patient',
-           'parse_columns', 'safe_source', 'scan_csv', 'assembly_summary', 'assemble']
+           'label_aliases', 'subtype_aliases', 'max_class_folders', 'shared_env', 'XrayError', 'patient_id',
+           'pneumonia_type', 'get_xray_files', 'scan_source', 'dicom_array', 'check_image', 'xray_image',
+           'split_by_patient', 'parse_columns', 'safe_source', 'scan_csv', 'assembly_summary', 'assemble',
+           'shared_path']
 
 # %% ../nbs/01_data.ipynb #853ee44e
 class XrayError(Exception):
@@ -108,20 +109,31 @@ def dicom_array(fn) -> np.ndarray:
 # %% ../nbs/01_data.ipynb #74f9b368
 def _err(e, fn): return f'{type(e).__name__}: {str(e).replace(str(fn), Path(fn).name)}'
 
+def _unreadable(e, fn):
+    "An `XrayError` when `e` is the system failing to read `fn` (permissions, I/O: an `OSError` with an errno), which no decoder can fix; else None"
+    if isinstance(e, OSError) and e.errno is not None:
+        return XrayError(f'cannot read {fn} ({e.strerror or e}); make it readable (e.g. chmod a+r) or move it away, then run again')
+
 def check_image(fn) -> str|None:
-    "None when `fn` is a readable image (DICOM included), else the reason it is not"
+    "None when `fn` is a readable image (DICOM included), else the reason it is not; an `XrayError` when the file cannot be read at all"
     fn = Path(fn)
-    if fn.stat().st_size==0: return 'empty file'
+    try: size = fn.stat().st_size
+    except OSError as e: raise _unreadable(e, fn) from None
+    if size==0: return 'empty file'
     if _is_dicom(fn):
         try: dicom_array(fn)
-        except Exception as e: return f'not a readable DICOM image ({_err(e, fn)})'
+        except Exception as e:
+            if err := _unreadable(e, fn): raise err from None
+            return f'not a readable DICOM image ({_err(e, fn)})'
         return None
     with warnings.catch_warnings():
         warnings.simplefilter('error', Image.DecompressionBombWarning)
         if verify_image(fn): return None
         try:
             with Image.open(fn) as im: im.load()
-        except Exception as e: return f'not a readable image ({_err(e, fn)})'
+        except Exception as e:
+            if err := _unreadable(e, fn): raise err from None
+            return f'not a readable image ({_err(e, fn)})'
     return 'not a readable image'
 
 # %% ../nbs/01_data.ipynb #5d4e9cc3
@@ -156,6 +168,9 @@ def _inspect(fn):
     with open(fn, 'rb') as f: return reason, hashlib.file_digest(f, 'md5').hexdigest()
 
 # %% ../nbs/01_data.ipynb #a6dee682
+def _check_sum(valid_pct, test_pct):
+    if valid_pct+test_pct>=1: raise XrayError(f'valid_pct + test_pct = {valid_pct+test_pct:g} leaves nothing to train on; make them add up to less than 1')
+
 def split_by_patient(df:pd.DataFrame, # Needs `label` and `patient`, and `official` when `official_test`
                      valid_pct:float=0.2, # Share of each class's images in valid (of the pool when the official test is kept)
                      test_pct:float=0.1, # Share of each class's images in test (ignored when the official test is kept)
@@ -167,7 +182,7 @@ def split_by_patient(df:pd.DataFrame, # Needs `label` and `patient`, and `offici
         if not 0<=v<1: raise XrayError(f'{n}={v} must be a share between 0 and 1 (e.g. 0.2 for 20%)')
     keep_test = official_test and 'official' in df and (df.official=='test').any()
     if keep_test: test_pct = 0
-    if valid_pct+test_pct>=1: raise XrayError(f'valid_pct + test_pct = {valid_pct+test_pct:g} leaves nothing to train on; make them add up to less than 1')
+    _check_sum(valid_pct, test_pct)
     res = pd.Series('train', index=df.index, dtype=object)
     pool = df
     if keep_test:
@@ -326,12 +341,13 @@ def assembly_summary(manifest:pd.DataFrame) -> pd.DataFrame:
 
 # %% ../nbs/01_data.ipynb #60f3ff47
 def _check_args(valid_pct, test_pct, balance, classes, link, size, patient_pats):
-    "Bad arguments as an `XrayError`; `patient_pats` as a list"
+    "Bad arguments as an `XrayError`, whatever the source; `patient_pats` as a list"
     if balance not in ('none','undersample'): raise XrayError(f"balance={balance!r} must be 'none' or 'undersample'")
     if classes not in (2,3): raise XrayError(f'classes={classes!r} must be 2 or 3')
-    if link not in ('symlink','hardlink','copy'): raise XrayError(f"link={link!r} must be 'symlink', 'hardlink' or 'copy'")
-    for n,v in (('valid_pct',valid_pct), ('test_pct',test_pct)):
+    if link not in (None,'symlink','hardlink','copy'): raise XrayError(f"link={link!r} must be 'symlink', 'hardlink' or 'copy'")
+    for n,v in (('valid_pct',valid_pct), ('test_pct',ifnone(test_pct, 0))):
         if not 0<=v<1: raise XrayError(f'{n}={v} must be a share between 0 and 1 (e.g. 0.2 for 20%; CLI: --{n.replace("_","-")})')
+    if test_pct is not None: _check_sum(valid_pct, test_pct)
     if size is not None and size<16: raise XrayError(f'size={size} is too small; resized copies need a side of at least 16 pixels')
     if isinstance(patient_pats, str): patient_pats = [patient_pats]
     for p in patient_pats or []:
@@ -408,15 +424,23 @@ def _read_existing(dest, cfg, force):
     if any(dest.iterdir()): raise XrayError(f'destination {dest} is not empty and was not made by assemble; choose a new or empty folder')
     return None
 
+# %% ../nbs/01_data.ipynb #fbe97c71
+def _unused(keep_test, test_pct, link, size, csv, columns):
+    "Warn, one line each, about the options given to `assemble` that this run does not use"
+    if keep_test and test_pct is not None:
+        warnings.warn(f'test_pct={test_pct} is not used: the official test/ folder stays the test split; to re-split it, pass official_test=False (CLI: --no-official-test)')
+    if size is not None and link is not None: warnings.warn(f'link={link!r} is not used: with size={size}, resized copies are written')
+    if csv is None and columns is not None: warnings.warn('columns is not used without a metadata CSV (csv=, CLI: --csv)')
+
 # %% ../nbs/01_data.ipynb #1dfefbd1
 def assemble(src, # Download or folder tree to read (never modified); with `csv`, the image root
              dest, # Folder to create with train/valid/test/<CLASS>/
              valid_pct:float=0.2, # Share of each class's images for validation
-             test_pct:float=0.1, # Share of each class's images for test, when there is no official test split (or `official_test=False`)
+             test_pct:float=None, # Share of each class's images for test (default 0.1), when there is no official test split (or `official_test=False`)
              seed:int=42, # Seed for the patient split and balancing
              balance:str='none', # 'none' or 'undersample' (the majority classes of the train split only)
              classes:int=2, # 2: NORMAL/PNEUMONIA as in the folders; 3: NORMAL/BACTERIA/VIRUS from the file names (or the CSV's `subtype`)
-             link:str='symlink', # How files are placed: 'symlink', 'hardlink' or 'copy'
+             link:str=None, # How files are placed: 'symlink' (default), 'hardlink' or 'copy'; not used with `size`
              size:int=None, # Write resized grayscale JPEG copies, shorter side `size`, instead of linking
              official_test:bool=True, # Keep an official `test/` folder (or the CSV's test split) as the test split
              force:bool=False, # Replace a different earlier assembly at `dest`
@@ -441,8 +465,9 @@ def assemble(src, # Download or folder tree to read (never modified); with `csv`
         _check_layout(src, files)
         extra,sources = b'',files.source
     keep_test = official_test and (files.official=='test').any()
-    if not keep_test and valid_pct+test_pct>=1:
-        raise XrayError(f'valid_pct + test_pct = {valid_pct+test_pct:g} leaves nothing to train on; make them add up to less than 1')
+    _unused(keep_test, test_pct, link, size, csv, columns)
+    test_pct,link = ifnone(test_pct, 0.1),ifnone(link, 'symlink')
+    if not keep_test: _check_sum(valid_pct, test_pct)
     cfg = dict(src=str(src), valid_pct=valid_pct, test_pct=test_pct, seed=seed, balance=balance, classes=classes, link=link, size=size,
                official_test=official_test, patient_pats=patient_pats, fingerprint=_fingerprint(src, sources, extra))
     if csv is not None: cfg.update(csv=str(csv), columns=columns)
@@ -456,10 +481,29 @@ def assemble(src, # Download or folder tree to read (never modified); with `csv`
     return _write(src, dest, df, files, cfg, valid_pct, test_pct, seed, balance, official_test, quiet, n_workers)
 
 # %% ../nbs/01_data.ipynb #37422183
+def _merge_case(labels:pd.Series) -> pd.Series:
+    "`labels` with the spellings of a class that differ only in case (`normal/`, `NORMAL/`) merged into its upper-case name, with a warning"
+    up = labels.str.upper()
+    spell = labels.groupby(up).unique()
+    for u,s in spell[spell.map(len)>1].items():
+        warnings.warn(f'class folders {" and ".join(sorted(f"{o}/" for o in s))} differ only in case: they are one class, {u}')
+    return labels.where(up.map(spell.map(len)).eq(1), up)
+
+def _label_conflicts(df, labels):
+    "Reason for each usable row of `df` whose bytes are also in a row with another of `labels`: all such copies are left out"
+    ok = df.reason.isna() & labels.notna()
+    g = pd.DataFrame(dict(md5=df.md5, label=labels, source=df.source))[ok]
+    by = g.groupby('md5').agg(labels=('label', lambda s: sorted(set(s))), sources=('source', sorted))
+    by = by[by.labels.map(len)>1]
+    why = {m: f'label conflict: the same image (byte for byte) is labelled {" and ".join(r.labels)}: {", ".join(r.sources[:4])}{", ..." if len(r.sources)>4 else ""}'
+           for m,r in by.iterrows()}
+    return df.md5[ok & df.md5.isin(why)].map(why)
+
 def _classify(src, files, classes, patient_pats, n_workers):
     "Check, deduplicate and label the scanned `files`; returns every image-looking file with `reason` set for left-out ones"
     df = files[files.looks_image | (files.kind=='image')].copy()
     df['reason'] = df.reason.astype(object) if 'reason' in df else None
+    df['label'] = _merge_case(df.label)
     df.loc[df.reason.isna() & (df.kind=='junk'), 'reason'] = 'operating-system junk file'
     df.loc[df.reason.isna() & (df.kind=='image') & (df.label==''), 'reason'] = 'not inside a class folder'
     todo = df.reason.isna()
@@ -467,6 +511,14 @@ def _classify(src, files, classes, patient_pats, n_workers):
     df.loc[todo, 'reason'] = [r for r,_ in res]
     df['md5'] = None
     df.loc[todo, 'md5'] = [h for _,h in res]
+    if classes==3:
+        normal = df.label.str.upper().eq('NORMAL')
+        sub = df.subtype if 'subtype' in df else df.source.map(pneumonia_type)
+        note = df.subtype_note if 'subtype_note' in df else pd.Series('cannot tell BACTERIA from VIRUS in the file name', index=df.index)
+        final = pd.Series(np.where(normal, 'NORMAL', sub), index=df.index)
+    else: final = df.label
+    conflict = _label_conflicts(df, final)
+    df.loc[conflict.index, 'reason'] = conflict
     ok = df.reason.isna()
     order = df[ok].assign(t=df.official.ne('test')).sort_values(['t','source'])
     first = order.drop_duplicates('md5').set_index('md5').source
@@ -478,10 +530,7 @@ def _classify(src, files, classes, patient_pats, n_workers):
         warnings.warn(f'the patient pattern(s) {patient_pats} match no file name; each file is taken as its own patient, so images of one patient '
                       'may land in different splits. Check the pattern: it is searched in the file name without its extension')
     if classes==3:
-        normal = df.label.str.upper().eq('NORMAL')
-        sub = df.subtype if 'subtype' in df else df.source.map(pneumonia_type)
-        note = df.subtype_note if 'subtype_note' in df else pd.Series('cannot tell BACTERIA from VIRUS in the file name', index=df.index)
-        df['label'] = np.where(normal, 'NORMAL', sub)
+        df['label'] = final
         bad = df.reason.isna() & df.label.isna()
         df.loc[bad, 'reason'] = note[bad]
     return df
@@ -549,3 +598,18 @@ def _print_summary(dest, manifest, rejected, files, dropped):
     n_ign = int((files.kind!='image').sum() - files.looks_image[files.kind!='image'].sum())
     if n_ign: print(f'ignored: {n_ign} files that are not images')
     if sk := files.attrs.get('skipped_dirs'): print(f'skipped folders: {", ".join(sk)}')
+
+# %% ../nbs/01_data.ipynb #24572d00
+shared_env = 'PNEUMONIA_FASTAI_SHARED'
+
+def shared_path(*parts:str, # Path inside the shared folder, e.g. 'data', 'chest_xray', 'train'
+               ) -> Path:
+    "`../shared/*parts` beside the project (or under `$PNEUMONIA_FASTAI_SHARED`); `FileNotFoundError` saying what is missing when it is absent"
+    import pneumonia_fastai
+    root = Path(os.environ.get(shared_env) or Path(pneumonia_fastai.__file__).resolve().parents[1].parent/'shared')
+    p = root.joinpath(*parts)
+    if not p.exists():
+        raise FileNotFoundError(f'{p} is missing: the tests flagged `shared` need the real X-rays and weights in ../shared, a folder beside the '
+                                f'project (looked for at {root}; ${shared_env} names another place). Put it there, or run only the tests that '
+                                'do not need it: make test-fast (a bare nbdev-test), or pytest without $PNEUMONIA_FASTAI_REQUIRE_SHARED')
+    return p

@@ -175,12 +175,12 @@ def xray_learner(dls, # `DataLoaders` from `xray_dls`
     builder = arch_builder(arch)
     wfile = _resolve_weights(builder, weights)
     xarch = XrayArch(builder, wfile)
-    model_meta[xarch] = arch_meta(builder)
     neg = normal_idx(dls.vocab)
     if seed is not None: set_seed(seed, reproducible=True)
-    learn = vision_learner(dls, xarch, pretrained=wfile is not None, normalize=True,
-                           metrics=ifnone(metrics, [error_rate, Sensitivity(neg), Specificity(neg)]), **kwargs)
-    del model_meta[xarch]
+    model_meta[xarch] = arch_meta(builder) # fastai's registry, for this call only
+    try: learn = vision_learner(dls, xarch, pretrained=wfile is not None, normalize=True,
+                                metrics=ifnone(metrics, [error_rate, Sensitivity(neg), Specificity(neg)]), **kwargs)
+    finally: del model_meta[xarch]
     learn.add_cb(XrayHistory())
     set_bars(learn, bars)
     set_speedups(learn, fast)

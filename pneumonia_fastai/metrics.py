@@ -109,7 +109,7 @@ def choose_threshold(probs, # Validation probabilities, one column per class of 
     i = normal_idx(vocab, neg)
     y,score = targs!=i, 1-probs[:,i]
     if not 0<y.sum()<len(y): return 0.5
-    _,tpr,thr = skm.roc_curve(y, score)
+    _,tpr,thr = skm.roc_curve(y, score, drop_intermediate=False)
     return float(min(1., thr[np.argmax(tpr>=sensitivity)]))
 
 # %% ../nbs/03_metrics.ipynb #800572e0

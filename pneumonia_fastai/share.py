@@ -6,21 +6,22 @@ Docs: https://pneumonia-fastai.github.io/pneumonia_fastai/share.html.md"""
 
 # %% ../nbs/05a_share.ipynb #3582671a
 from __future__ import annotations
-import json, pickle, zipfile, warnings, hashlib, tempfile, platform
+import re, json, math, pickle, reprlib, zipfile, warnings, hashlib, tempfile, platform
 import numpy as np, pandas as pd, torch, torchvision, fastai
 from PIL import Image
 from fastcore.all import *
 from fastai.vision.all import *
 import pneumonia_fastai
-from .data import XrayError, check_image
+from torchvision.models import list_models
+from .data import XrayError, check_image, max_class_folders
 from .metrics import normal_idx, predicted_classes
 from .dataloaders import PILXray, GrayToRGB
 from .learner import set_bars, xray_learner, _atomic
 from .speed import set_speedups
 
 # %% auto #0
-__all__ = ['model_format', 'model_info', 'save_xray_model', 'inference_dls', 'load_xray_learner', 'export_weights',
-           'predict_files']
+__all__ = ['model_format', 'model_info', 'save_xray_model', 'inference_dls', 'check_model_info', 'load_xray_learner',
+           'export_weights', 'predict_files']
 
 # %% ../nbs/05a_share.ipynb #ead58e9a
 model_format = 'pneumonia_fastai.weights_only/1'
@@ -67,13 +68,15 @@ def inference_dls(vocab, # Class names, in the model's order
                  ) -> DataLoaders:
     "DataLoaders with the X-ray pipeline of `xray_dls` for `vocab` and `size`, holding no images"
     norm = [Normalize.from_stats(normalize['mean'], normalize['std'])] if normalize else []
-    dblock = DataBlock(blocks=(ImageBlock(cls=PILXray), CategoryBlock(vocab=list(vocab))), get_y=parent_label, splitter=IndexSplitter([]),
+    cat = Categorize(vocab=['blank'])
+    dblock = DataBlock(blocks=(ImageBlock(cls=PILXray), TransformBlock(type_tfms=cat)), get_y=parent_label, splitter=IndexSplitter([]),
                        item_tfms=Resize(size, method=ResizeMethod.Squish), batch_tfms=[GrayToRGB(), *norm])
     with tempfile.TemporaryDirectory() as d:
-        f = Path(d)/str(vocab[0])/'blank.png'
+        f = Path(d)/'blank'/'blank.png'
         f.parent.mkdir()
         Image.new('L', (8,8)).save(f)
         dls = dblock.dataloaders([f], device=ifnone(device, default_device()), num_workers=0)
+    cat.vocab,cat.c = CategoryMap(list(vocab), sort=False),len(vocab)
     return dls.new_empty()
 
 # %% ../nbs/05a_share.ipynb #388054a6
@@ -100,17 +103,108 @@ def _load_pickle(fname, cpu):
     if not isinstance(learn, Learner): raise XrayError(f'{fname} holds a {type(learn).__name__}, not an exported Learner')
     return learn
 
+# %% ../nbs/05a_share.ipynb #4ade7f82
+_hint = 'the file is damaged or was not written by pneumonia-fastai: copy the model.pth + model.json pair again'
+_class_name = re.compile(r'\w[\w ()+.-]{0,63}')
+_repr = reprlib.Repr() # a value from the file, shortened to fit one line
+_repr.maxstring = _repr.maxother = 80
+
+def _num(v, lo=-math.inf, hi=math.inf):
+    "Is `v` a JSON number (not a boolean) from `lo` to `hi`? NaN never is"
+    return isinstance(v, (int,float)) and not isinstance(v, bool) and lo<=v<=hi
+
+def _nums(v, n, lo, hi):
+    "Is `v` a list of `n` numbers from `lo` to `hi`?"
+    return isinstance(v, list) and len(v)==n and all(_num(o, lo, hi) for o in v)
+
+def _short(v, n=64): return isinstance(v, str) and 0<len(v)<=n
+
+def _vocab(v):
+    if not isinstance(v, list) or not 2<=len(v)<=max_class_folders: return '', v, f'a list of 2 to {max_class_folders} class names'
+    for j,c in enumerate(v):
+        if not (isinstance(c, str) and _class_name.fullmatch(c) and c[-1] not in ' .'):
+            return f'[{j}]', c, 'a plain class name usable as a folder name (at most 64 letters, digits, spaces and _-.+())'
+    up = [c.upper() for c in v]
+    if len(set(up))<len(up): return '', v, 'a list of different class names'
+    if 'NORMAL' not in up: return '', v, 'a list of class names with NORMAL, the negative class'
+
+def _normalize(v):
+    if v is None: return
+    if not isinstance(v, dict) or set(v)!={'mean','std'}: return '', v, 'null, or {"mean": [3 numbers], "std": [3 numbers]}'
+    if not _nums(v['mean'], 3, -1e3, 1e3): return '.mean', v['mean'], 'a list of 3 numbers from -1000 to 1000'
+    if not _nums(v['std'], 3, 1e-6, 1e3): return '.std', v['std'], 'a list of 3 numbers from 1e-06 to 1000'
+
+def _history(v):
+    if v is None: return
+    if not isinstance(v, list) or len(v)>10_000: return '', v, 'null, or a list of at most 10000 epochs'
+    for j,r in enumerate(v):
+        if not isinstance(r, dict) or not {'phase','epoch','train_loss','valid_loss'}<=set(r) or len(r)>50:
+            return f'[{j}]', r, 'an epoch: phase, epoch, train_loss, valid_loss and at most 46 more numbers'
+        for k,o in r.items():
+            ok = (_short(o) if k=='phase' else _num(o, 0, 10**6) and isinstance(o, int) if k=='epoch' else
+                  _short(k) and (o is None or isinstance(o, bool) or _num(o, -1e30, 1e30) or o!=o))
+            if not ok: return f'[{j}].{str(k)[:64]}', o, 'a short name' if k=='phase' else 'a whole number' if k=='epoch' else 'a number or null'
+
+def _lr_finds(v):
+    if not isinstance(v, dict) or len(v)>10: return '', v, 'a dict of at most 10 lr_find curves'
+    for k,d in v.items():
+        if not _short(k): return '', k, 'a dict whose keys are short phase names'
+        if not isinstance(d, dict) or set(d)!={'lrs','losses','lr'}: return f'.{k}', d, '{"lrs": [...], "losses": [...], "lr": number}'
+        n = len(d['lrs']) if isinstance(d['lrs'], list) else -1
+        if not 0<n<=10_000 or not _nums(d['lrs'], n, 1e-20, 1e6): return f'.{k}.lrs', d['lrs'], 'a list of at most 10000 learning rates'
+        if not (isinstance(d['losses'], list) and len(d['losses'])==n and all(_num(o, -1e30, 1e30) or o!=o for o in d['losses'])):
+            return f'.{k}.losses', d['losses'], f'a list of {n} losses, one per learning rate'
+        if not _num(d['lr'], 1e-20, 1e6): return f'.{k}.lr', d['lr'], 'a learning rate'
+
+def _versions(v):
+    if not isinstance(v, dict) or len(v)>20 or not all(_short(k) and _short(o) for k,o in v.items()):
+        return '', v, 'a dict of at most 20 library names and their versions'
+
+def _schema():
+    "The fields of `model.json` but `format`: a check of each returning (sub-field, value, what it must be) for its first problem, or None"
+    is_ = lambda ok, what: lambda v: None if ok(v) else ('', v, what)
+    return dict(
+        arch=is_(lambda v: v in list_models(module=torchvision.models), "one of torchvision's classification models, e.g. 'resnet18' or 'mobilenet_v2'"),
+        vocab=_vocab,
+        size=is_(lambda v: _num(v, 16, 1024) and isinstance(v, int), 'a whole number of pixels from 16 to 1024'),
+        n_in=is_(lambda v: v==3 and isinstance(v, int) and not isinstance(v, bool), '3 (input channels)'),
+        gray=is_(lambda v: isinstance(v, bool), 'true or false'),
+        normalize=_normalize,
+        threshold=is_(lambda v: _num(v, 0, 1), 'a number from 0 to 1'),
+        target_sensitivity=is_(lambda v: v is None or _num(v, 0, 1), 'null or a number from 0 to 1'),
+        history=_history, lr_finds=_lr_finds, versions=_versions,
+        sha256=is_(lambda v: isinstance(v, str) and re.fullmatch('[0-9a-f]{64}', v), "the 64 hex digits of model.pth's SHA-256"))
+
+_optional = dict(temperature=lambda v: None if _num(v, 0, 100) and v>0 else ('', v, 'a number above 0, at most 100'))
+
+def check_model_info(info, # Parsed `model.json`
+                     fname='model.json', # Its file, named in the messages
+                    ) -> dict:
+    "`info` if it is a model description that this version loads, else an `XrayError` naming `fname` and the field"
+    if not isinstance(info, dict) or not isinstance(info.get('format'), str) or not info['format'].startswith(model_format.split('/')[0]+'/'):
+        raise XrayError(f'{fname} is not a pneumonia-fastai model description (model.json); pass the model.json/model.pth pair written by `pneumonia-fastai train`')
+    if info['format']!=model_format:
+        raise XrayError(f"{fname}: format {_repr.repr(info['format'])} is not the one pneumonia-fastai {pneumonia_fastai.__version__} reads "
+                        f"({model_format!r}); load the model with the version that saved it, or upgrade pneumonia-fastai")
+    schema = {**_schema(), **_optional}
+    if miss := [k for k in schema if k not in info and k not in _optional]: raise XrayError(f'{fname}: {miss[0]} is missing; {_hint}')
+    if extra := [k for k in info if k not in schema and k!='format']: raise XrayError(f'{fname}: unknown field {_repr.repr(extra[0])} in format {model_format}; {_hint}')
+    for k,check in schema.items():
+        if k in info and (bad := check(info[k])):
+            sub,v,what = bad
+            raise XrayError(f'{fname}: {k}{sub} must be {what}, not {_repr.repr(v)}; {_hint}')
+    return info
+
 # %% ../nbs/05a_share.ipynb #d00f0ed1
 def _read_info(fj):
-    try: info = json.loads(fj.read_text())
-    except (ValueError, UnicodeDecodeError): info = None
-    if not isinstance(info, dict) or info.get('format')!=model_format:
-        raise XrayError(f'{fj} is not a pneumonia-fastai model description (model.json); pass the model.json/model.pth pair written by `pneumonia-fastai train`')
-    return info
+    "The parsed `model.json` `fj` (None when it is not JSON), read only when its size is that of a model description"
+    if (mb := fj.stat().st_size/2**20)>10: raise XrayError(f'{fj} is {mb:.0f} MB, far more than a model description (a few kB); {_hint}')
+    try: return json.loads(fj.read_text())
+    except (ValueError, UnicodeDecodeError, RecursionError): return None
 
 def _load_weights(fp, info, model):
     if not fp.exists(): raise XrayError(f'{fp} is missing: a model is the pair model.pth + model.json; copy both')
-    if info.get('sha256') and _sha256(fp)!=info['sha256']:
+    if _sha256(fp)!=info['sha256']:
         raise XrayError(f'{fp} is not the file described by {fp.with_suffix(".json")} (its SHA-256 differs): it was damaged or replaced; copy the pair again')
     try: sd = torch.load(fp, map_location='cpu', weights_only=True)
     except Exception as e: # truncated, not a zip, or a pickle of more than tensors
@@ -136,7 +230,7 @@ def load_xray_learner(path, # `model.pth` or `model.json` from `save_xray_model`
     else:
         fj,fp = path.with_suffix('.json'),path.with_suffix('.pth')
         if not fj.exists(): raise XrayError(f'{fj} is missing: a model is the pair model.pth + model.json; copy both')
-        info = _read_info(fj)
+        info = check_model_info(_read_info(fj), fj)
         dls = inference_dls(info['vocab'], info['size'], info['normalize'], device='cpu' if cpu else None)
         learn = xray_learner(dls, info['arch'], weights=None, path=path.parent, fast=False)
         _load_weights(fp, info, learn.model)

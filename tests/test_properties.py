@@ -100,3 +100,19 @@ def test_safe_source_accepts_the_files_inside(name):
     inside = os.path.commonpath([os.path.realpath(ROOT), real])==os.path.realpath(ROOT)
     if not n.startswith('/') and '..' not in n.split('/') and inside and os.path.isfile(real):
         assert safe_source(ROOT, name)[0] is not None, name
+
+# --- choose_threshold: the highest threshold that reaches the sensitivity, whatever the scores (ties, runs of one class)
+import numpy as np
+from pneumonia_fastai.metrics import choose_threshold, diagnostic_metrics
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 20), st.booleans()), min_size=2, max_size=60), st.floats(0, 1))
+def test_choose_threshold_is_the_highest_that_reaches_the_sensitivity(rows, target):
+    "Scores on a coarse grid make ties and long runs of one class, where sklearn's `drop_intermediate` would lose thresholds"
+    s, y = np.array([r[0]/20 for r in rows]), np.array([int(r[1]) for r in rows])
+    assume(0 < y.sum() < len(y))
+    p, vocab = np.stack([1-s, s], 1), ['NORMAL','PNEUMONIA']
+    sens = lambda t: diagnostic_metrics(p, y, vocab, threshold=t)['sensitivity']
+    t = choose_threshold(p, y, vocab, sensitivity=target)
+    assert sens(t) >= target
+    assert not [u for u in 1-p[:,0] if u > t and sens(u) >= target], 'a higher threshold reaches the sensitivity'
