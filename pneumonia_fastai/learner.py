@@ -381,11 +381,12 @@ def fine_tune_xray(learn:Learner, # From `xray_learner`
                    checkpoints=None, # Folder for a checkpoint after every epoch; None: no checkpoints
                    resume:bool=False, # Continue from the checkpoint in `checkpoints`
                    options:dict=None, # More settings saved with the checkpoint, which a resume must match
+                   frozen_bn:bool=True, # Freeze the body's BatchNorm too in the frozen stage, so its forward pass needs no gradients (about 3× faster); False trains it, as fastai's `train_bn` does
                   ) -> pd.DataFrame:
     "lr_find → frozen fit_one_cycle → unfreeze → lr_find → fit_one_cycle(slice(lr/100, lr)), keeping the best model"
     show_plot = ifnone(show_plot, in_notebook())
     stages = _stages(learn, freeze_epochs, epochs)
-    opts = dict(options or {}, stages=stages, lr=lr, lr_find_iters=lr_find_iters)
+    opts = dict(options or {}, stages=stages, lr=lr, lr_find_iters=lr_find_iters, frozen_bn=frozen_bn)
     if resume and checkpoints is None: raise XrayError('resume=True needs the `checkpoints` folder to resume from')
     init_distrib()
     st = read_checkpoint(checkpoints, opts) if resume else dict(options=opts, done={s:0 for s in stages}, lrs={}, best={}, rows=[], lr_finds={})
@@ -398,6 +399,8 @@ def fine_tune_xray(learn:Learner, # From `xray_learner`
     for stage in todo:
         step = 'setup'
         try:
+            learn.train_bn = not (frozen_bn and stage=='frozen')
+            learn.create_opt() # `train_bn` takes effect when the optimizer is made
             learn.freeze() if stage=='frozen' else learn.unfreeze()
             if resume and stage==todo[0]: _resume(learn, checkpoints, st, stage)
             if stage not in st['lrs']:
