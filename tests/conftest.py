@@ -2,7 +2,7 @@
 which sets PNEUMONIA_FASTAI_REQUIRE_SHARED=1, and are skipped, with the reason, under a bare `pytest`."""
 import os
 import pytest
-from pneumonia_fastai.data import shared_path
+from pneumonia_fastai.core import shared_path
 
 require_env = 'PNEUMONIA_FASTAI_REQUIRE_SHARED'
 

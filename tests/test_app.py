@@ -15,7 +15,7 @@ def model(tmp_path_factory):
     import warnings
     from fastai.vision.all import get_image_files
     from pneumonia_fastai.phantom import make_phantoms
-    from pneumonia_fastai.data import assemble
+    from pneumonia_fastai.assemble import assemble
     from pneumonia_fastai.dataloaders import xray_dls
     from pneumonia_fastai.learner import xray_learner, fine_tune_xray
     from pneumonia_fastai import share

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from pneumonia_fastai.phantom import make_phantoms, make_messy, make_coronahack
 
-SCRIPT = 'import sys, json; from pneumonia_fastai.data import assemble; assemble(sys.argv[1], sys.argv[2], quiet=True, **json.loads(sys.argv[3]))'
+SCRIPT = 'import sys, json; from pneumonia_fastai.assemble import assemble; assemble(sys.argv[1], sys.argv[2], quiet=True, **json.loads(sys.argv[3]))'
 
 def start(src, dest, hashseed='0', nice=0, **kw):
     "A subprocess running `assemble(src, dest, **kw)`"

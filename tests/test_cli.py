@@ -121,7 +121,7 @@ def test_demo_end_to_end_beats_chance(tmp_path):
 def test_train_killed_then_resumed(tmp_path):
     "A training killed with SIGKILL after its second epoch resumes from the checkpoint and ends as a whole run: every epoch once, a model that beats chance"
     from pneumonia_fastai.phantom import make_phantoms
-    from pneumonia_fastai.data import assemble
+    from pneumonia_fastai.assemble import assemble
     import pandas as pd
     make_phantoms(tmp_path/'dl', n_normal=60, n_pneumonia=120, size=64, seed=5)
     assemble(tmp_path/'dl', tmp_path/'data', quiet=True)

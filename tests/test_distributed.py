@@ -24,7 +24,7 @@ if watch and log:
 @pytest.fixture(scope='module')
 def data(tmp_path_factory):
     from pneumonia_fastai.phantom import make_phantoms
-    from pneumonia_fastai.data import assemble
+    from pneumonia_fastai.assemble import assemble
     root = tmp_path_factory.mktemp('ddp')
     make_phantoms(root/'dl', n_normal=30, n_pneumonia=60, size=64, seed=0)
     assemble(root/'dl', root/'data', quiet=True)

@@ -5,7 +5,7 @@ from pathlib import Path
 from unittest import mock
 import pytest
 from hypothesis import HealthCheck, event, given, settings, strategies as st
-from pneumonia_fastai.data import XrayError
+from pneumonia_fastai.core import XrayError
 from pneumonia_fastai.share import check_model_info
 from pneumonia_fastai.cli import main
 

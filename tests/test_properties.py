@@ -2,7 +2,8 @@
 import re
 import pandas as pd
 from hypothesis import assume, example, given, settings, strategies as st
-from pneumonia_fastai.data import patient_id, pneumonia_type, split_by_patient
+from pneumonia_fastai.scan import patient_id, pneumonia_type
+from pneumonia_fastai.assemble import split_by_patient
 
 num = st.integers(min_value=0, max_value=99999)
 kermany = st.one_of(
@@ -49,7 +50,7 @@ def test_every_file_in_one_split_and_no_patient_in_two(rs, pct, seed, official):
 # --- path safety of metadata CSVs: whatever the file name, nothing outside the image root is ever accepted
 import atexit, os, shutil, tempfile
 from pathlib import Path
-from pneumonia_fastai.data import safe_source
+from pneumonia_fastai.scan import safe_source
 
 def _root():
     "An image root with files, and symlinks of files and folders that lead out of it and that stay inside"
