@@ -16,6 +16,8 @@ from .scan import *
 from .assemble import *
 from .dataloaders import *
 from .metrics import *
+from .callbacks import *
+from .distributed import *
 from .learner import *
 from .explain import *
 from .report import *

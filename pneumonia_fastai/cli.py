@@ -19,7 +19,9 @@ from .core import XrayError
 from .assemble import assemble
 from .phantom import make_phantoms
 from .dataloaders import xray_dls
-from .learner import xray_learner, fine_tune_xray, weights_env, distributed, distrib, solo, read_checkpoint
+from .learner import xray_learner, fine_tune_xray, weights_env
+from .distributed import distributed, distrib, solo
+from .callbacks import read_checkpoint
 from .report import evaluate, plot_history, plot_lr_finds
 from .share import load_xray_learner, predict_files, save_xray_model, export_weights
 from .metrics import choose_threshold, diagnostic_metrics

@@ -12,12 +12,12 @@ from torch import nn
 import matplotlib.pyplot as plt
 from fastcore.all import *
 from fastai.vision.all import *
-from .core import XrayError
+from .core import XrayError, save_fig
 from .dataloaders import xray_dls, xray_tfms
 from .metrics import Sensitivity, Specificity, diagnostic_metrics, normal_idx
-from .learner import xray_learner, fine_tune_xray, arch_builder, XrayHistory, set_bars
-from .speed import set_speedups
-from .report import _done
+from .learner import xray_learner, fine_tune_xray, arch_builder
+from .callbacks import XrayHistory, set_bars
+from .callbacks import set_speedups
 
 # %% auto #0
 __all__ = ['exp_defaults', 'KerasCNN', 'exp_config', 'exp_key', 'undersampled', 'exp_dls', 'class_weights', 'exp_loss',
@@ -246,7 +246,7 @@ def plot_experiments(csv, # Results file of `run_experiments` (or its DataFrame)
                labels=['pretrained weights','from scratch'], loc='lower center', ncol=2, frameon=False, bbox_to_anchor=(0.5, 0))
     if title: fig.suptitle(title)
     fig.tight_layout(rect=(0, 0.4/h, 1, 1))
-    return _done(fig, fname)
+    return save_fig(fig, fname)
 
 # %% ../nbs/15_experiments.ipynb #db067494
 def subsample_patients(path, # Assembled dataset

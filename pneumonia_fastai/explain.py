@@ -14,7 +14,7 @@ from PIL import Image
 from fastcore.all import *
 from fastai.vision.all import *
 from fastai.callback.hook import hook_output
-from .core import XrayError
+from .core import XrayError, save_fig
 from .image import xray_image
 from .dataloaders import PILXray
 from .metrics import normal_idx, predicted_classes
@@ -140,8 +140,4 @@ def plot_gradcam(learn:Learner, # Trained learner
         a0.set_title(f"{why}{name if len(name)<=34 else name[:31]+'...'}\ntrue {true if true in names else '?'} · pred {pred} · p(pneumonia) {1-probs[i]:.2f}{of}",
                      fontsize=8.5, loc='left', color={True:'darkgreen', False:'firebrick', None:'black'}[ok])
     fig.tight_layout()
-    if fname is not None:
-        Path(fname).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(fname, dpi=110, bbox_inches='tight')
-    if not in_notebook(): plt.close(fig)
-    return fig
+    return save_fig(fig, fname)

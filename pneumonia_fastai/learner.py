@@ -6,7 +6,7 @@ Docs: https://pneumonia-fastai.github.io/pneumonia_fastai/learner.html.md"""
 
 # %% ../nbs/09_learner.ipynb #f5b4e336
 from __future__ import annotations
-import os, sys, io, json, math, time, random, socket, pickle, zipfile, contextlib
+import os, json, math, socket
 from urllib.error import URLError
 from urllib.parse import urlparse
 import torch, torchvision
@@ -14,18 +14,15 @@ import pandas as pd
 from torchvision.models import get_model_builder, get_model_weights, list_models
 from fastcore.all import *
 from fastai.vision.all import *
-from fastai.callback.progress import ProgressCallback
-from fastai.callback.schedule import LRFinder, valley
-from fastai.distributed import DistributedDL
-from .core import XrayError
+from fastai.callback.schedule import valley
+from .core import XrayError, atomic_write
 from .metrics import Sensitivity, Specificity, normal_idx
-from .speed import speedups, set_speedups
+from .callbacks import set_speedups, XrayHistory, set_bars, KeepBest, XrayCheckpoint, read_checkpoint, _set_rng_state
+from .distributed import init_distrib, distrib, solo, same_on_all_ranks
 
 # %% auto #0
 __all__ = ['weights_env', 'lr_fallback', 'arch_builder', 'arch_meta', 'load_state', 'XrayArch', 'imagenet_weights_file',
-           'default_weights', 'show_bars', 'XrayHistory', 'set_bars', 'xray_learner', 'XrayCheckpoint',
-           'save_checkpoint', 'read_checkpoint', 'lr_suggestion', 'distributed', 'init_distrib', 'distrib', 'solo',
-           'same_on_all_ranks', 'fine_tune_xray']
+           'default_weights', 'xray_learner', 'lr_suggestion', 'fine_tune_xray']
 
 # %% ../nbs/09_learner.ipynb #f2c3f4a0
 def arch_builder(arch) -> callable:
@@ -117,42 +114,6 @@ def default_weights(arch) -> Path|str|None:
              f'Put {name}-*.pth in a folder and set {weights_env}=that/folder, or pass weights=FILE (CLI: --weights FILE).')
         return None
 
-# %% ../nbs/09_learner.ipynb #503da900
-def show_bars() -> bool:
-    "Show fastai progress bars: in notebooks, and in an interactive terminal outside CI"
-    return in_notebook() or (sys.stdout.isatty() and not os.environ.get('CI'))
-
-class XrayHistory(Callback):
-    "Record one row per epoch (phase, losses, metrics, seconds) and, when `verbose`, print it as one line"
-    order = Recorder.order+1
-    def __init__(self, verbose:bool=False): self.verbose,self.rows,self.phase = verbose,[],'fit'
-    def before_epoch(self): self.t0,self.trained = time.time(),False
-    def after_train(self): self.trained = True
-    def after_epoch(self):
-        # `get_preds` also sends `after_epoch`, and `lr_find` trains: only real training epochs count
-        if not self.trained or any(isinstance(c, LRFinder) for c in self.learn.cbs): return
-        vals = {k:float(v) for k,v in zip(self.recorder.metric_names[1:], self.recorder.log[1:]) if k!='time' and not isinstance(v, str)}
-        row = dict(phase=self.phase, epoch=len(self.rows), **vals, seconds=round(time.time()-self.t0, 2))
-        prev = [r['valid_loss'] for r in self.rows if r['phase']==self.phase and 'valid_loss' in r]
-        self.rows.append(row)
-        if self.verbose and not rank_distrib():
-            stats = ' '.join(f'{k} {v:.4f}' for k,v in row.items() if k not in ('phase','epoch','seconds'))
-            best = ' best' if 'valid_loss' in row and all(row['valid_loss']<p for p in prev) else ''
-            print(f'epoch {self.epoch+1}/{self.n_epoch} [{self.phase}] {stats} ({row["seconds"]:.0f}s){best}', flush=True)
-
-# %% ../nbs/09_learner.ipynb #f91e7c49
-def set_bars(learn:Learner, # Learner with an `XrayHistory` callback
-             bars:bool=None, # Progress bars, else one line per epoch; default `show_bars()`
-            ) -> Learner:
-    "Show fastai progress bars, or print one line per epoch instead"
-    bars = ifnone(bars, show_bars())
-    has = any(isinstance(c, ProgressCallback) for c in learn.cbs)
-    if bars and not has: learn.add_cb(ProgressCallback())
-    if not bars and has: learn.remove_cb(ProgressCallback)
-    learn.logger = print if bars else noop
-    if hasattr(learn, 'xray_history'): learn.xray_history.verbose = not bars
-    return learn
-
 # %% ../nbs/09_learner.ipynb #5f9a3f29
 def _resolve_weights(builder, weights):
     if weights is None or str(weights).lower()=='none': return None
@@ -186,70 +147,6 @@ def xray_learner(dls, # `DataLoaders` from `xray_dls`
     set_speedups(learn, fast)
     learn.threshold,learn.weights_file = 0.5,wfile
     return learn
-
-# %% ../nbs/09_learner.ipynb #82991d42
-def _atomic(fname, write):
-    "Call `write(tmp)` and rename `tmp` to `fname`: `fname` is never half-written"
-    fname = Path(fname)
-    tmp = fname.with_name(fname.name+'.tmp')
-    write(tmp)
-    os.replace(tmp, fname)
-    return fname
-
-def _rng_state(learn):
-    dl = learn.dls.train
-    dl = getattr(dl, 'dl', dl) # a `DistributedDL` wraps the real one
-    return dict(python=random.getstate(), numpy=[o.tolist() if isinstance(o, np.ndarray) else o for o in np.random.get_state()],
-                torch=torch.get_rng_state().tolist(), dl=dl.rng.getstate())
-
-def _set_rng_state(learn, st):
-    tup = lambda o: tuple(tup(x) for x in o) if isinstance(o, list) else o
-    random.setstate(tup(st['python']))
-    n = st['numpy']; np.random.set_state((n[0], np.array(n[1], dtype=np.uint32), *n[2:]))
-    torch.set_rng_state(torch.tensor(st['torch'], dtype=torch.uint8))
-    learn.dls.train.rng.setstate(tup(st['dl']))
-
-# %% ../nbs/09_learner.ipynb #a8654514
-class XrayCheckpoint(Callback):
-    "After every training epoch, save model, optimizer and the recipe's `state` to `path` (rank 0 only, atomically)"
-    order = SaveModelCallback.order+1
-    def __init__(self, path, state, n0=0): store_attr()
-    def before_fit(self):
-        # resuming in the middle of a stage: the smoothed training loss goes on from where it was, as in an uninterrupted run
-        if sm := self.state.pop('smooth', None): self.recorder.smooth_loss.count,self.recorder.smooth_loss.val = sm['count'],tensor(sm['val'])
-    def after_epoch(self):
-        if not getattr(self.xray_history, 'trained', False): return # an epoch skipped by `start_epoch`
-        st,keep = self.state,self.learn.keep_best
-        st['done'][self.xray_history.phase] = self.epoch+1
-        st['best'][self.xray_history.phase] = float(keep.best)
-        st['rows'] = self.xray_history.rows[self.n0:]
-        sm = self.recorder.smooth_loss
-        save_checkpoint(self.learn, self.path, {**st, 'smooth':dict(count=sm.count, val=float(sm.val))})
-
-def save_checkpoint(learn, path, state:dict):
-    "Write `learn`'s model and optimizer and `state` to `path`: weights first, then `checkpoint.json` pointing to them"
-    if rank_distrib(): return
-    path = Path(path); path.mkdir(parents=True, exist_ok=True)
-    n = sum(state['done'].values())
-    fn = _atomic(path/f'epoch_{n:03d}.pth', lambda t: save_model(t, learn.model, learn.opt, with_opt=True))
-    st = {**state, 'file':fn.name, 'epochs_done':n, 'rng':_rng_state(learn)}
-    _atomic(path/'checkpoint.json', lambda t: t.write_text(json.dumps(st)))
-    for f in path.glob('epoch_*.pth'):
-        if f!=fn: f.unlink()
-
-# %% ../nbs/09_learner.ipynb #cac40ab6
-def read_checkpoint(path, # Folder of the checkpoints
-                    options:dict=None, # Settings the checkpoint must have been made with
-                   ) -> dict:
-    "The state saved in `path/checkpoint.json`, refusing one made with other `options`"
-    f = Path(path)/'checkpoint.json'
-    if not f.exists(): raise XrayError(f'there is no checkpoint to resume from in {Path(path)} (the training there finished or never started); train without --resume (resume=False)')
-    try: st = json.loads(f.read_text())
-    except ValueError: raise XrayError(f'{f} is not a readable checkpoint; delete {Path(path)} and train without --resume') from None
-    old = st.get('options', {})
-    diff = [f'{k}={old.get(k)!r} (now {v!r})' for k,v in (options or {}).items() if old.get(k)!=v]
-    if diff: raise XrayError(f'the checkpoint in {Path(path)} was made with other options: {", ".join(diff)}; resume with the same options, or train without --resume into another --out')
-    return st
 
 # %% ../nbs/09_learner.ipynb #05d6ec91
 lr_fallback = 2e-3 # fastai `Learner.fine_tune`'s `base_lr`: the first stage's rate when `lr_find` gives no usable suggestion
@@ -287,75 +184,11 @@ def _lr_find(learn, phase, num_it, show_plot, prev=None, failed=None):
     if show_plot and rec['lrs']: learn.recorder.plot_lr_find(suggestions=[(lr, float(np.interp(np.log(lr), np.log(rec['lrs']), rec['losses'])))], nms=['used'])
     return same_on_all_ranks(float(lr))
 
-class _KeepBest(SaveModelCallback):
-    "`SaveModelCallback` that saves atomically, can start from a known `best`, ignores epochs skipped by `start_epoch`, and leaves the talking to `XrayHistory`"
-    def __init__(self, best=None, **kwargs):
-        super().__init__(reset_on_fit=best is None, **kwargs)
-        self.best = best
-    def _save(self, name):
-        if rank_distrib(): return
-        fn = self.path/self.model_dir/f'{name}.pth'
-        fn.parent.mkdir(parents=True, exist_ok=True)
-        self.last_saved_path = _atomic(fn, lambda t: save_model(t, self.learn.model, None, with_opt=False))
-    def after_epoch(self):
-        if not getattr(self.xray_history, 'trained', False): return
-        if not self.learn.xray_history.verbose: return super().after_epoch()
-        with contextlib.redirect_stdout(io.StringIO()): super().after_epoch()
-
 def _fit(learn, phase, n_epoch, lr, st, ckpt):
     learn.xray_history.phase = phase
-    learn.keep_best = cb = _KeepBest(monitor='valid_loss', fname=f'xray_{phase}', best=st['best'].get(phase))
+    cb = KeepBest(monitor='valid_loss', fname=f'xray_{phase}', best=st['best'].get(phase))
     with distrib(learn): learn.fit_one_cycle(n_epoch, lr, start_epoch=st['done'][phase], cbs=[cb]+L(ckpt))
     return float(cb.best)
-
-# %% ../nbs/09_learner.ipynb #573a1f52
-def distributed() -> bool:
-    "Are we one of several processes started by `accelerate launch` (or `torchrun`)?"
-    return num_distrib()>1
-
-def init_distrib():
-    "Set up the process group of `accelerate launch` (gloo on CPUs, NCCL on GPUs) unless it is up or we run alone"
-    if distributed() and not torch.distributed.is_initialized():
-        from accelerate import PartialState
-        PartialState(cpu=not torch.cuda.is_available()) # without `cpu`, Accelerate only goes multi-process on accelerators
-
-@contextlib.contextmanager
-def distrib(learn):
-    "`learn.distrib_ctx()` under a launcher (keeping `learn`'s way of showing progress), else a context that does nothing"
-    if not distributed(): yield learn; return
-    init_distrib()
-    bars = any(isinstance(c, ProgressCallback) for c in learn.cbs)
-    try:
-        # `SyncBatchNorm` needs a GPU; on CPUs each process keeps its own statistics, which DDP makes rank 0's at every forward pass
-        with learn.distrib_ctx(sync_bn=torch.cuda.is_available()): yield learn
-    finally: set_bars(learn, bars) # fastai gives the other ranks progress bars back
-
-@contextlib.contextmanager
-def solo():
-    "Let this process use fastai on its own (no gathering across processes), e.g. rank 0 writing the report while the others wait"
-    old = {k:os.environ.get(k) for k in ('WORLD_SIZE','RANK')}
-    os.environ.update(WORLD_SIZE='1', RANK='0')
-    try: yield
-    finally:
-        for k,v in old.items():
-            if v is None: os.environ.pop(k, None)
-            else: os.environ[k] = v
-
-def same_on_all_ranks(o):
-    "Rank 0's `o` on every process (`o` itself when not distributed)"
-    if not distributed(): return o
-    init_distrib()
-    res = [o]
-    torch.distributed.broadcast_object_list(res, src=0)
-    return res[0]
-
-@patch
-def _broadcast(self:DistributedDL, t, rank):
-    "Broadcast `t` from `rank`: on the GPU for NCCL, on the CPU for gloo"
-    dev = 'cuda' if torch.distributed.get_backend()=='nccl' else 'cpu'
-    t = LongTensor(t).to(dev)
-    torch.distributed.broadcast(t, rank)
-    return t.cpu().tolist()
 
 # %% ../nbs/09_learner.ipynb #af83c131
 def _stages(learn, freeze_epochs, epochs):
@@ -416,7 +249,7 @@ def fine_tune_xray(learn:Learner, # From `xray_learner`
             if checkpoints is not None and (Path(checkpoints)/'checkpoint.json').exists() and not rank_distrib():
                 ck = json.loads((Path(checkpoints)/'checkpoint.json').read_text())
                 ck['failed'] = dict(stage=stage, step=step, error=f'{type(e).__name__}: {(str(e).strip().splitlines() or [""])[-1].strip()[:200]}')
-                _atomic(Path(checkpoints)/'checkpoint.json', lambda t: t.write_text(json.dumps(ck)))
+                atomic_write(Path(checkpoints)/'checkpoint.json', lambda t: t.write_text(json.dumps(ck)))
             raise
     keep = min(st['best'], key=st['best'].get)
     learn.load(f'xray_{keep}', with_opt=False)

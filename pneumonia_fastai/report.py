@@ -14,7 +14,7 @@ from sklearn.metrics import ConfusionMatrixDisplay, RocCurveDisplay
 from fastcore.all import *
 from fastai.vision.all import *
 from fastai.interpret import ClassificationInterpretation
-from .core import XrayError
+from .core import XrayError, save_fig
 from .scan import patient_id
 from .assemble import assembly_summary
 from .image import get_xray_files
@@ -23,15 +23,6 @@ from .explain import pick_to_explain, plot_gradcam
 
 # %% auto #0
 __all__ = ['plot_history', 'plot_lr_finds', 'plot_confusion', 'plot_roc', 'report_html', 'evaluate', 'screenshot_html']
-
-# %% ../nbs/12_report.ipynb #42c485b3
-def _done(fig, fname):
-    "Save `fig` to `fname` (when given); close it unless a notebook will show it"
-    if fname is not None:
-        Path(fname).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(fname, dpi=110, bbox_inches='tight')
-    if not in_notebook(): plt.close(fig)
-    return fig
 
 # %% ../nbs/12_report.ipynb #271fb65c
 def plot_history(history:pd.DataFrame, # From `fine_tune_xray`
@@ -51,7 +42,7 @@ def plot_history(history:pd.DataFrame, # From `fine_tune_xray`
         ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     axs[1].set_ylim(-0.02, 1.02)
     fig.suptitle(' → '.join(dict.fromkeys(h.phase)) + ' (dashed: unfreeze)' if h.phase.nunique()>1 else '')
-    return _done(fig, fname)
+    return save_fig(fig, fname)
 
 # %% ../nbs/12_report.ipynb #92dd9add
 def plot_lr_finds(lr_finds:dict, # `learn.lr_finds`: phase -> lrs, losses, suggested lr
@@ -63,7 +54,7 @@ def plot_lr_finds(lr_finds:dict, # `learn.lr_finds`: phase -> lrs, losses, sugge
         ax.plot(d['lrs'], d['losses'])
         ax.axvline(d['lr'], color='red', ls='--', label=f"lr {d['lr']:.1e}")
         ax.set_xscale('log'); ax.set_xlabel('learning rate'); ax.set_ylabel('loss'); ax.set_title(f'lr_find [{phase}]'); ax.legend()
-    return _done(fig, fname)
+    return save_fig(fig, fname)
 
 # %% ../nbs/12_report.ipynb #96a603a2
 def _pos_name(vocab, i): return [v for j,v in enumerate(vocab) if j!=i][0] if len(vocab)==2 else 'PNEUMONIA'
@@ -79,7 +70,7 @@ def plot_confusion(m:dict, # From `diagnostic_metrics`
     fig,ax = plt.subplots(figsize=(4.5+0.5*(len(labels)-2),4+0.5*(len(labels)-2)))
     ConfusionMatrixDisplay(cm, display_labels=labels).plot(ax=ax, cmap='Blues', colorbar=False, values_format='d')
     ax.set_title(f"threshold {m['threshold']:.2f}: sensitivity {m['sensitivity'] or 0:.3f}, specificity {m['specificity'] or 0:.3f}", fontsize=9)
-    return _done(fig, fname)
+    return save_fig(fig, fname)
 
 def plot_roc(y, # True: positive (not NORMAL)
              score, # Probability of positive
@@ -93,7 +84,7 @@ def plot_roc(y, # True: positive (not NORMAL)
     ax.plot([0,1], [0,1], color='grey', ls=':', lw=1)
     ax.set_xlabel('1 − specificity (false positive rate)'); ax.set_ylabel('sensitivity (true positive rate)')
     ax.legend(loc='lower right'); ax.set_title(f"ROC (AUC {m['auc']:.3f})")
-    return _done(fig, fname)
+    return save_fig(fig, fname)
 
 # %% ../nbs/12_report.ipynb #4631fe74
 _css = """
@@ -304,7 +295,7 @@ def evaluate(learn:Learner, # Trained learner (e.g. from `load_xray_learner`)
     if getattr(learn, 'lr_finds', None): plot_lr_finds(learn.lr_finds, out/'lr_find.png')
     interp = ClassificationInterpretation(learn, dl, losses)
     interp.plot_top_losses(min(k_top, len(files)), figsize=(12,12))
-    _done(plt.gcf(), out/'top_losses.png')
+    save_fig(plt.gcf(), out/'top_losses.png')
     if n_gradcam:
         n_missed = (n_gradcam+2)//3
         n_top = (n_gradcam-n_missed+1)//2

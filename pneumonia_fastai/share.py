@@ -18,8 +18,10 @@ from .image import check_image
 from .scan import max_class_folders
 from .metrics import normal_idx, predicted_classes
 from .dataloaders import PILXray, GrayToRGB
-from .learner import set_bars, xray_learner, _atomic
-from .speed import set_speedups
+from .callbacks import set_bars
+from .learner import xray_learner
+from .core import atomic_write
+from .callbacks import set_speedups
 
 # %% auto #0
 __all__ = ['model_format', 'model_info', 'save_xray_model', 'inference_dls', 'check_model_info', 'load_xray_learner',
@@ -58,9 +60,9 @@ def save_xray_model(learn:Learner, # Trained learner
     dest = Path(dest); dest.mkdir(parents=True, exist_ok=True)
     info = model_info(learn)
     sd = {k:v.detach().cpu().contiguous() for k,v in get_model(learn.model).state_dict().items()}
-    _atomic(dest/'model.pth', lambda t: torch.save(sd, t))
+    atomic_write(dest/'model.pth', lambda t: torch.save(sd, t))
     info['sha256'] = _sha256(dest/'model.pth')
-    return _atomic(dest/'model.json', lambda t: t.write_text(json.dumps(info, indent=1)))
+    return atomic_write(dest/'model.json', lambda t: t.write_text(json.dumps(info, indent=1)))
 
 # %% ../nbs/10_share.ipynb #e3294641
 def inference_dls(vocab, # Class names, in the model's order
