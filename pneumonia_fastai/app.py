@@ -16,7 +16,7 @@ from fastcore.all import *
 from fastai.learner import Learner
 from .core import XrayError
 from .image import check_image, xray_image, _is_dicom
-from .metrics import normal_idx, predicted_classes
+from .metrics import decision_rule, pneumonia_score
 from .explain import gradcam
 from .share import load_xray_learner
 
@@ -53,7 +53,7 @@ def _declared_size(fn) -> tuple|None:
 # %% ../nbs/16_app.ipynb #02efa4ae
 def diagnose(learn:Learner, # Trained learner (`load_xray_learner`)
              fn, # Uploaded file
-             threshold:float=None, # Decision threshold; default `learn.threshold`
+             threshold:float=None, # Decision threshold; default the learner's
              max_mb:float=20, # Largest file accepted, in megabytes
              max_pixels:int=50_000_000, # Largest image accepted, in pixels
             ) -> dict:
@@ -70,13 +70,13 @@ def diagnose(learn:Learner, # Trained learner (`load_xray_learner`)
     if (why := check_image(fn)) is not None:
         why = '' if why.startswith('not a readable image') else f' ({why})'
         return dict(error=f'{fn.name} is not an image this app can read{why}. Upload a chest X-ray as JPEG, PNG or DICOM.')
-    vocab,thr = [str(v) for v in learn.dls.vocab],ifnone(threshold, getattr(learn, 'threshold', 0.5))
-    hm,probs = gradcam(learn, fn)
-    c = int(predicted_classes(probs[None], vocab, thr)[0])
-    i = normal_idx(vocab)
+    vocab,rule = [str(v) for v in learn.dls.vocab],decision_rule(learn, threshold)
+    with learn.no_bar(): probs,_ = learn.get_preds(dl=learn.dls.test_dl([fn])) # as `predict_files` predicts
+    c = int(rule.decodes(probs)[0])
+    hm,_ = gradcam(learn, fn, c)
     xray,over = _overlay(fn, hm)
-    return dict(error=None, label=vocab[c], probability=float(probs[c]), p_pneumonia=float(1-probs[i]), threshold=float(thr),
-                probs={v: float(p) for v,p in zip(vocab, probs)}, xray=xray, overlay=over)
+    return dict(error=None, label=vocab[c], probability=float(probs[0,c]), p_pneumonia=float(pneumonia_score(probs, vocab)[0]), threshold=rule.threshold,
+                probs={v: float(p) for v,p in zip(vocab, probs[0])}, xray=xray, overlay=over)
 
 # %% ../nbs/16_app.ipynb #9a484351
 _css = """
@@ -120,15 +120,14 @@ def _theme(gr):
                           font_mono=['ui-monospace','Consolas','monospace'])
 
 def xray_app(learn:Learner, # Trained learner
-             threshold:float=None, # Decision threshold; default `learn.threshold`
+             threshold:float=None, # Decision threshold; default the learner's
              max_mb:float=20, # Largest upload, in megabytes
              max_pixels:int=50_000_000, # Largest image, in pixels
              title:str='Pneumonia on chest X-rays', # Page title
             ):
     "Gradio `Blocks` page: upload an X-ray, see NORMAL/PNEUMONIA, the probability and a Grad-CAM overlay"
     gr = _gradio()
-    vocab,thr = [str(v) for v in learn.dls.vocab],ifnone(threshold, getattr(learn, 'threshold', 0.5))
-    arch = getattr(getattr(learn, 'arch', None), '__name__', type(learn.model).__name__)
+    vocab,thr,arch = [str(v) for v in learn.dls.vocab],decision_rule(learn, threshold).threshold,learn.xray_run.arch
     def run(fn):
         r = diagnose(learn, fn, thr, max_mb, max_pixels)
         return verdict_html(r),r.get('xray'),r.get('overlay')

@@ -20,8 +20,8 @@ from fastai.callback.schedule import LRFinder
 from .core import XrayError, atomic_write
 
 # %% auto #0
-__all__ = ['cpu_bf16_supported', 'cpu_isa', 'CPUMixedPrecision', 'speedups', 'set_speedups', 'show_bars', 'XrayHistory',
-           'set_bars', 'KeepBest', 'XrayCheckpoint', 'save_checkpoint', 'read_checkpoint']
+__all__ = ['cpu_bf16_supported', 'cpu_isa', 'CPUMixedPrecision', 'speedups', 'set_speedups', 'show_bars', 'XrayRun', 'set_bars',
+           'KeepBest', 'XrayCheckpoint', 'save_checkpoint', 'read_checkpoint']
 
 # %% ../nbs/07_callbacks.ipynb #7264121b
 _bf16_isas = ('BF16', 'AMX', 'AVX10', 'ALL') # oneDNN ISA names (`ONEDNN_MAX_CPU_ISA`) at or above AVX512_CORE_BF16
@@ -71,10 +71,22 @@ def show_bars() -> bool:
     "Show fastai progress bars: in notebooks, and in an interactive terminal outside CI"
     return in_notebook() or (sys.stdout.isatty() and not os.environ.get('CI'))
 
-class XrayHistory(Callback):
-    "Record one row per epoch (phase, losses, metrics, seconds) and, when `verbose`, print it as one line"
+class XrayRun(Callback):
+    "The state of a run, declared once; records one row per training epoch (phase, losses, metrics, seconds) and, when `verbose`, prints it as one line"
     order = Recorder.order+1
-    def __init__(self, verbose:bool=False): self.verbose,self.rows,self.phase = verbose,[],'fit'
+    def __init__(self,
+                 arch:str=None, # Name of the architecture, as `model.json` holds it
+                 weights_file=None, # Weights the model started from; None: from scratch
+                 verbose:bool=False, # Print one line per epoch
+                ):
+        store_attr()
+        self.rows,self.phase,self.trained = [],'fit',False # the epochs recorded, the stage they belong to, whether this epoch trained
+        self.history = None # the history of the finished training (`fine_tune_xray`, or `model.json`), a DataFrame
+        self.lr_finds = {} # the `lr_find` curve of each stage: lrs, losses, the lr used
+        self.target_sensitivity = None # the validation sensitivity the learner's threshold was chosen for
+        self.model_info = None # the `model.json` the learner was loaded from
+    @property
+    def pretrained(self): return self.weights_file is not None
     def before_epoch(self): self.t0,self.trained = time.time(),False
     def after_train(self): self.trained = True
     def after_epoch(self):
@@ -90,7 +102,7 @@ class XrayHistory(Callback):
             print(f'epoch {self.epoch+1}/{self.n_epoch} [{self.phase}] {stats} ({row["seconds"]:.0f}s){best}', flush=True)
 
 # %% ../nbs/07_callbacks.ipynb #f91e7c49
-def set_bars(learn:Learner, # Learner with an `XrayHistory` callback
+def set_bars(learn:Learner, # Learner with an `XrayRun` callback
              bars:bool=None, # Progress bars, else one line per epoch; default `show_bars()`
             ) -> Learner:
     "Show fastai progress bars, or print one line per epoch instead"
@@ -99,12 +111,12 @@ def set_bars(learn:Learner, # Learner with an `XrayHistory` callback
     if bars and not has: learn.add_cb(ProgressCallback())
     if not bars and has: learn.remove_cb(ProgressCallback)
     learn.logger = print if bars else noop
-    if hasattr(learn, 'xray_history'): learn.xray_history.verbose = not bars
+    learn.xray_run.verbose = not bars
     return learn
 
 # %% ../nbs/07_callbacks.ipynb #dccebad1
 class KeepBest(SaveModelCallback):
-    "`SaveModelCallback` that saves atomically, can start from a known `best`, ignores epochs skipped by `start_epoch`, and leaves the talking to `XrayHistory`"
+    "`SaveModelCallback` that saves atomically, can start from a known `best`, ignores epochs skipped by `start_epoch`, and leaves the talking to `XrayRun`"
     def __init__(self, best=None, **kwargs):
         super().__init__(reset_on_fit=best is None, **kwargs)
         self.best = best
@@ -114,8 +126,8 @@ class KeepBest(SaveModelCallback):
         fn.parent.mkdir(parents=True, exist_ok=True)
         self.last_saved_path = atomic_write(fn, lambda t: save_model(t, self.learn.model, None, with_opt=False))
     def after_epoch(self):
-        if not getattr(self.xray_history, 'trained', False): return
-        if not self.learn.xray_history.verbose: return super().after_epoch()
+        if not self.xray_run.trained: return
+        if not self.xray_run.verbose: return super().after_epoch()
         with contextlib.redirect_stdout(io.StringIO()): super().after_epoch()
 
 
@@ -142,11 +154,11 @@ class XrayCheckpoint(Callback):
         # resuming in the middle of a stage: the smoothed training loss goes on from where it was, as in an uninterrupted run
         if sm := self.state.pop('smooth', None): self.recorder.smooth_loss.count,self.recorder.smooth_loss.val = sm['count'],tensor(sm['val'])
     def after_epoch(self):
-        if not getattr(self.xray_history, 'trained', False): return # an epoch skipped by `start_epoch`
+        if not self.xray_run.trained: return # an epoch skipped by `start_epoch`
         st,keep = self.state,self.learn.keep_best
-        st['done'][self.xray_history.phase] = self.epoch+1
-        st['best'][self.xray_history.phase] = float(keep.best)
-        st['rows'] = self.xray_history.rows[self.n0:]
+        st['done'][self.xray_run.phase] = self.epoch+1
+        st['best'][self.xray_run.phase] = float(keep.best)
+        st['rows'] = self.xray_run.rows[self.n0:]
         sm = self.recorder.smooth_loss
         save_checkpoint(self.learn, self.path, {**st, 'smooth':dict(count=sm.count, val=float(sm.val))})
 

@@ -49,7 +49,7 @@ def _write_run(learn, hist, cfg, data, out, export_pickle):
     out.mkdir(parents=True, exist_ok=True)
     hist.to_csv(out/'history.csv', index=False)
     plot_history(hist, out/'training_curves.png')
-    if learn.lr_finds: plot_lr_finds(learn.lr_finds, out/'lr_find.png')
+    if learn.xray_run.lr_finds: plot_lr_finds(learn.xray_run.lr_finds, out/'lr_find.png')
     save_xray_model(learn, out)
     if export_pickle: learn.export(out/'model.pkl')
     (out/'config.json').write_text(json.dumps(cfg, indent=1))
@@ -93,7 +93,8 @@ def train_xray(data, # Assembled dataset (train/ and valid/)
     set_seed(seed, reproducible=True)
     dls = xray_dls(data, size=size, bs=bs, seed=seed)
     learn = xray_learner(dls, arch, weights=weights, seed=seed, path=out, cbs=cbs)
-    say(f'{"resuming" if resume else "training"} {arch} ({"pretrained: "+str(learn.weights_file) if learn.pretrained else "from scratch"}) on {len(dls.train_ds)} images, '
+    run,rule = learn.xray_run,learn.loss_func
+    say(f'{"resuming" if resume else "training"} {arch} ({"pretrained: "+str(run.weights_file) if run.pretrained else "from scratch"}) on {len(dls.train_ds)} images, '
         f'validating on {len(dls.valid_ds)}, {size}px, bs {dls.train.bs}, on {"GPU" if torch.cuda.is_available() else "CPU"}'
         + (f', {num_distrib()} processes' if distributed() else ''), flush=True)
     try: hist = fine_tune_xray(learn, freeze_epochs, epochs, lr, checkpoints=ck, resume=resume, options=opts)
@@ -102,19 +103,19 @@ def train_xray(data, # Assembled dataset (train/ and valid/)
                         f'(e.g. --bs {max(1, bs//2)}) or --size') from None
     cfg['train_seconds'] = round(float(hist.seconds.sum()), 1)
     cfg['lrs'] = dict(zip(hist.phase, hist.lr))
-    if fb := {p:v['fallback'] for p,v in learn.lr_finds.items() if 'fallback' in v}: cfg['lr_find_fallbacks'] = fb
+    if fb := {p:v['fallback'] for p,v in run.lr_finds.items() if 'fallback' in v}: cfg['lr_find_fallbacks'] = fb
     with distrib(learn): probs,targs = learn.get_preds(dl=learn.dls.valid) # under a launcher, each process a shard, gathered on all
     if target_sensitivity:
-        learn.threshold = choose_threshold(probs, targs, learn.dls.vocab, target_sensitivity)
-        say(f'threshold {learn.threshold:.3f}: the highest with validation sensitivity >= {target_sensitivity}', flush=True)
-    learn.target_sensitivity = target_sensitivity or None
-    cfg['threshold'] = learn.threshold
-    m = diagnostic_metrics(probs, targs, learn.dls.vocab, learn.threshold)
+        rule.threshold = choose_threshold(probs, targs, learn.dls.vocab, target_sensitivity)
+        say(f'threshold {rule.threshold:.3f}: the highest with validation sensitivity >= {target_sensitivity}', flush=True)
+    run.target_sensitivity = target_sensitivity or None
+    cfg['threshold'] = rule.threshold
+    m = diagnostic_metrics(probs, targs, learn.dls.vocab, rule.threshold)
     if not rank:
         with solo(): m = _write_run(learn, hist, cfg, data, out, export_pickle)
         shutil.rmtree(ck, ignore_errors=True) # finished: nothing to resume
     if distributed():
-        print(f'rank {rank}: validation {_line(m)} threshold {learn.threshold:.4f} weights {_digest(learn.model)}', flush=True)
+        print(f'rank {rank}: validation {_line(m)} threshold {rule.threshold:.4f} weights {_digest(learn.model)}', flush=True)
         distrib_barrier()
     say(f"validation: {_line(m)}; model saved to {out/'model.pth'} (+ model.json)", flush=True)
     return learn

@@ -14,10 +14,8 @@ from fastcore.all import *
 from fastai.vision.all import *
 from .core import XrayError, save_fig
 from .dataloaders import xray_dls, xray_tfms
-from .metrics import Sensitivity, Specificity, diagnostic_metrics, normal_idx
-from .learner import xray_learner, fine_tune_xray, arch_builder
-from .callbacks import XrayHistory, set_bars
-from .callbacks import set_speedups
+from .metrics import XrayLoss, xray_metrics, diagnostic_metrics
+from .learner import xray_learner, add_xray_run, fine_tune_xray, arch_builder
 
 # %% auto #0
 __all__ = ['exp_defaults', 'KerasCNN', 'exp_config', 'exp_key', 'undersampled', 'exp_dls', 'class_weights', 'exp_loss',
@@ -44,7 +42,7 @@ class KerasCNN(nn.Sequential):
 # %% ../nbs/15_experiments.ipynb #4770665f
 exp_defaults = dict(name=None, arch='resnet18', weights=None, size=64, bs=32, freeze_epochs=1, epochs=2, lr=1e-3,
                     aug=1.0, balance='none', loss='ce')
-_losses = dict(ce=CrossEntropyLossFlat, focal=FocalLossFlat, smooth=LabelSmoothingCrossEntropyFlat)
+_losses = ('ce','focal','smooth')
 _balances = ('none','weighted','undersample')
 
 def exp_config(cfg:dict) -> dict:
@@ -115,10 +113,11 @@ def class_weights(dls:DataLoaders) -> torch.Tensor:
     return torch.tensor(counts.sum()/(len(counts)*np.maximum(counts, 1)), dtype=torch.float32)
 
 def exp_loss(cfg:dict, dls:DataLoaders):
-    "The loss function of configuration `cfg`, weighted by class when `balance='weighted'`"
+    "The loss function of configuration `cfg`, weighted by class when `balance='weighted'`: an `XrayLoss` (label-smoothed for 'smooth'), or fastai's `FocalLossFlat`"
     cfg = exp_config(cfg)
     w = class_weights(dls).to(dls.device) if cfg['balance']=='weighted' else None
-    return _losses[cfg['loss']](weight=w)
+    if cfg['loss']=='focal': return FocalLossFlat(weight=w)
+    return XrayLoss(dls.vocab, weight=w, eps=0.1 if cfg['loss']=='smooth' else 0.)
 
 # %% ../nbs/15_experiments.ipynb #0bee1f05
 def exp_learner(dls:DataLoaders, # From `exp_dls`
@@ -131,13 +130,8 @@ def exp_learner(dls:DataLoaders, # From `exp_dls`
     kw = dict(loss_func=exp_loss(cfg, dls), path=path)
     if cfg['arch']!='keras_cnn': return xray_learner(dls, cfg['arch'], weights=cfg['weights'], seed=seed, bars=False, **kw)
     set_seed(seed, reproducible=True)
-    neg = normal_idx(dls.vocab)
-    learn = Learner(dls, KerasCNN(len(dls.vocab), cfg['size']), metrics=[error_rate, Sensitivity(neg), Specificity(neg)], **kw)
-    learn.add_cb(XrayHistory())
-    set_bars(learn, False)
-    set_speedups(learn)
-    learn.pretrained,learn.threshold,learn.weights_file = False,0.5,None
-    return learn
+    learn = Learner(dls, KerasCNN(len(dls.vocab), cfg['size']), metrics=xray_metrics(), **kw)
+    return add_xray_run(learn, 'keras_cnn', bars=False)
 
 # %% ../nbs/15_experiments.ipynb #81fee5aa
 _keep = ('n','accuracy','sensitivity','specificity','f1','auc')
@@ -174,7 +168,7 @@ def run_experiment(path, # Assembled dataset with train/, valid/ and (for test m
         hist = fine_tune_xray(learn, cfg['freeze_epochs'], cfg['epochs'], cfg['lr'], show_plot=False)
         secs = time.time()-t0
         row = dict(name=cfg['name'], key=exp_key(cfg, seed), **{k:v for k,v in cfg.items() if k!='name'},
-                   weights_used=_weights_label(learn.weights_file), seed=seed, params=n_params,
+                   weights_used=_weights_label(learn.xray_run.weights_file), seed=seed, params=n_params,
                    epochs_run=len(hist), train_s=round(secs, 1), n_train=len(dls.train_ds))
         with learn.no_bar(): row.update(_scores(learn, dls.valid, 'valid'))
         test = get_image_files(path/'test') if (path/'test').is_dir() else []

@@ -17,7 +17,7 @@ from fastai.callback.hook import hook_output
 from .core import XrayError, save_fig
 from .image import xray_image
 from .dataloaders import PILXray
-from .metrics import normal_idx, predicted_classes
+from .metrics import normal_idx, predicted_classes, pneumonia_score, decision_rule
 
 # %% auto #0
 __all__ = ['gradcam', 'pick_to_explain', 'plot_gradcam']
@@ -45,12 +45,13 @@ def _class_idx(cls, vocab):
 # %% ../nbs/11_explain.ipynb #d949a259
 def gradcam(learn:Learner, # Trained learner from `xray_learner` (or `load_xray_learner`)
             item, # Image file, PIL image or array
-            cls=None, # Class to explain, name or index; default the prediction at `learn.threshold`, as in `predict_files`
+            cls=None, # Class to explain, name or index; default the class the learner's rule decides
             layer=None, # Module whose activations are used; default the body, `learn.model[0]`
+            threshold:float=None, # Decision threshold for the default class; default the learner's
            ) -> tuple: # (heat map, H×W float32 in [0,1] at the image's size; class probabilities)
     "Grad-CAM heat map of `cls` over `item`, and the predicted probabilities"
     item = _as_item(item)
-    model,vocab = learn.model,learn.dls.vocab
+    model,vocab,rule = learn.model,learn.dls.vocab,decision_rule(learn, threshold)
     layer = ifnone(layer, model[0])
     dl = learn.dls.test_dl([item])
     w,h = dl.dataset[0][0].size
@@ -66,8 +67,9 @@ def gradcam(learn:Learner, # Trained learner from `xray_learner` (or `load_xray_
             warnings.filterwarnings('ignore', message='.*non-full backward hook.*')
             with hook_output(layer) as hook_a, hook_output(layer, grad=True) as hook_g:
                 out = model(x).float()
-                probs = F.softmax(out, dim=-1)[0].detach().cpu().numpy()
-                c = predicted_classes(probs[None], vocab, getattr(learn, 'threshold', 0.5))[0] if cls is None else _class_idx(cls, vocab)
+                p = rule.activation(out).detach()
+                probs = p[0].cpu().numpy()
+                c = int(rule.decodes(p)[0]) if cls is None else _class_idx(cls, vocab)
                 out[0,c].backward()
             acts,grads = hook_a.stored[0].float(),hook_g.stored[0][0].float()
     finally:
@@ -84,7 +86,7 @@ def pick_to_explain(learn:Learner, # Trained learner
                     probs=None, # Their predicted probabilities; default: predicted here with `learn.get_preds`
                     targs=None, # Their class indices (with `probs`)
                     losses=None, # Their losses (with `probs`)
-                    threshold:float=None, # Decision threshold; default `learn.threshold`
+                    threshold:float=None, # Decision threshold; default the learner's
                     n_missed:int=3, # Most confident false negatives
                     n_top:int=3, # Further images with the highest loss
                     n_correct:int=2, # Correctly classified images at random
@@ -98,8 +100,8 @@ def pick_to_explain(learn:Learner, # Trained learner
     probs,targs = np.asarray(probs, dtype=np.float64),np.asarray(targs)
     losses = np.asarray(losses if losses is not None else -np.log(np.clip(probs[np.arange(len(targs)),targs], 1e-12, 1)))
     i = normal_idx(vocab)
-    pred = predicted_classes(probs, vocab, ifnone(threshold, getattr(learn, 'threshold', 0.5)))
-    score = 1-probs[:,i]
+    pred = predicted_classes(probs, vocab, decision_rule(learn, threshold).threshold)
+    score = pneumonia_score(probs, vocab)
     missed = [j for j in np.argsort(score) if targs[j]!=i and pred[j]==i][:n_missed]
     top = [j for j in np.argsort(-losses, kind='stable') if j not in missed][:n_top]
     ok = [j for j in range(len(files)) if pred[j]==targs[j] and j not in top]
@@ -110,24 +112,29 @@ def pick_to_explain(learn:Learner, # Trained learner
 
 # %% ../nbs/11_explain.ipynb #b595e20e
 def plot_gradcam(learn:Learner, # Trained learner
-                 files, # Image files (in `<CLASS>/` folders for the true label), or the frame of `pick_to_explain`
+                 files, # Image files (in `<CLASS>/` folders for the true label), or the frame of `pick_to_explain`, whose decisions are shown
                  fname=None, # PNG to save
-                 cls=None, # Class to explain; default each image's prediction
+                 cls=None, # Class to explain; default each image's decided class
                  ncols:int=2, # Image pairs (X-ray, overlay) per row
                  alpha:float=0.45, # Opacity of the heat map
                  cmap:str='jet', # Matplotlib colormap of the heat map
+                 threshold:float=None, # Decision threshold for files given as a list; default the learner's
                 ):
-    "Grid of X-rays and their Grad-CAM overlays, titled with true label, prediction and p(pneumonia)"
+    "Grid of X-rays and their Grad-CAM overlays, titled with true label, decision and p(pneumonia)"
     df = files if isinstance(files, pd.DataFrame) else pd.DataFrame(dict(file=[Path(o) for o in files]))
     if not len(df): raise XrayError('no images to explain; pass at least one image file')
-    vocab,thr = learn.dls.vocab,getattr(learn, 'threshold', 0.5)
-    i,names = normal_idx(vocab),[str(v) for v in vocab]
+    vocab = learn.dls.vocab
+    names = [str(v) for v in vocab]
+    if not {'pred','p_pneumonia'}<=set(df.columns): # decided as `predict_files` decides, from the same predictions
+        for f in df.file: _as_item(f)
+        with learn.no_bar(): probs,_ = learn.get_preds(dl=learn.dls.test_dl(list(df.file)))
+        df = df.assign(pred=[names[j] for j in decision_rule(learn, threshold).decodes(probs).tolist()], p_pneumonia=pneumonia_score(probs, vocab).tolist())
     nrows = -(-len(df)//ncols)
     fig,axs = plt.subplots(nrows, 2*ncols, figsize=(5.2*ncols, 2.7*nrows+0.2), squeeze=False)
     for ax in axs.flat: ax.axis('off')
     for k,r in enumerate(df.itertuples()):
-        hm,probs = gradcam(learn, r.file, cls)
-        pred = names[predicted_classes(probs[None], vocab, thr)[0]]
+        hm,_ = gradcam(learn, r.file, ifnone(cls, r.pred))
+        pred = r.pred
         true = Path(r.file).parent.name
         img = np.asarray(xray_image(r.file, 'L'))
         a0,a1 = axs[k//ncols, 2*(k%ncols)],axs[k//ncols, 2*(k%ncols)+1]
@@ -137,7 +144,7 @@ def plot_gradcam(learn:Learner, # Trained learner
         name = Path(r.file).name
         why = f'{r.reason}: ' if hasattr(r, 'reason') else ''
         of = f' · Grad-CAM of {names[_class_idx(cls, vocab)]}' if cls is not None else ''
-        a0.set_title(f"{why}{name if len(name)<=34 else name[:31]+'...'}\ntrue {true if true in names else '?'} · pred {pred} · p(pneumonia) {1-probs[i]:.2f}{of}",
+        a0.set_title(f"{why}{name if len(name)<=34 else name[:31]+'...'}\ntrue {true if true in names else '?'} · pred {pred} · p(pneumonia) {r.p_pneumonia:.2f}{of}",
                      fontsize=8.5, loc='left', color={True:'darkgreen', False:'firebrick', None:'black'}[ok])
     fig.tight_layout()
     return save_fig(fig, fname)

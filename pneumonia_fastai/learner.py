@@ -16,13 +16,13 @@ from fastcore.all import *
 from fastai.vision.all import *
 from fastai.callback.schedule import valley
 from .core import XrayError, atomic_write
-from .metrics import Sensitivity, Specificity, normal_idx
-from .callbacks import set_speedups, XrayHistory, set_bars, KeepBest, XrayCheckpoint, read_checkpoint, _set_rng_state
+from .metrics import XrayLoss, xray_metrics
+from .callbacks import set_speedups, XrayRun, set_bars, KeepBest, XrayCheckpoint, read_checkpoint, _set_rng_state
 from .distributed import init_distrib, distrib, solo, same_on_all_ranks
 
 # %% auto #0
 __all__ = ['weights_env', 'lr_fallback', 'arch_builder', 'arch_meta', 'load_state', 'XrayArch', 'imagenet_weights_file',
-           'default_weights', 'xray_learner', 'lr_suggestion', 'fine_tune_xray']
+           'default_weights', 'xray_learner', 'add_xray_run', 'lr_suggestion', 'fine_tune_xray']
 
 # %% ../nbs/09_learner.ipynb #f2c3f4a0
 def arch_builder(arch) -> callable:
@@ -123,11 +123,12 @@ def _resolve_weights(builder, weights):
     if not p.exists(): raise XrayError(f'weights file {p} does not exist; pass an existing .pth file, "imagenet" or None')
     return p.absolute()
 
-@delegates(vision_learner, but=['pretrained','weights','normalize'])
+@delegates(vision_learner, but=['pretrained','weights','normalize','loss_func'])
 def xray_learner(dls, # `DataLoaders` from `xray_dls`
                  arch='resnet34', # torchvision architecture: name or builder
                  weights='auto', # 'auto' (`default_weights`), 'imagenet' (torchvision's, cached), a state-dict file, or None (random init)
-                 metrics=None, # Default: error rate, sensitivity, specificity
+                 metrics=None, # Default `xray_metrics()`: error rate, sensitivity, specificity, decided by the learner's rule
+                 loss_func=None, # Default `XrayLoss(dls.vocab)`: cross-entropy carrying the decision rule (another loss decides at threshold 0.5)
                  seed:int=None, # Seed for the new head's initialisation
                  bars:bool=None, # Progress bars (else one line per epoch); default `show_bars()`
                  fast:bool=True, # Add `speedups()`: channels-last on a CPU (and bf16 where it has the instructions), mixed precision on a GPU
@@ -136,17 +137,23 @@ def xray_learner(dls, # `DataLoaders` from `xray_dls`
     builder = arch_builder(arch)
     wfile = _resolve_weights(builder, weights)
     xarch = XrayArch(builder, wfile)
-    neg = normal_idx(dls.vocab)
     if seed is not None: set_seed(seed, reproducible=True)
     model_meta[xarch] = arch_meta(builder) # fastai's registry, for this call only
-    try: learn = vision_learner(dls, xarch, pretrained=wfile is not None, normalize=True,
-                                metrics=ifnone(metrics, [error_rate, Sensitivity(neg), Specificity(neg)]), **kwargs)
+    try: learn = vision_learner(dls, xarch, pretrained=wfile is not None, normalize=True, loss_func=ifnone(loss_func, XrayLoss(dls.vocab)),
+                                metrics=ifnone(metrics, xray_metrics()), **kwargs)
     finally: del model_meta[xarch]
-    learn.add_cb(XrayHistory())
+    return add_xray_run(learn, builder.__name__, wfile, bars, fast)
+
+def add_xray_run(learn:Learner, # Any fastai `Learner`
+                 arch:str, # Name of its architecture
+                 weights_file=None, # Weights its model started from; None: from scratch
+                 bars:bool=None, # Progress bars (else one line per epoch); default `show_bars()`
+                 fast:bool=True, # Add `speedups()`
+                ) -> Learner:
+    "Give `learn` what this library's learners have: the run's state (`XrayRun`), its way of showing progress and the speed-ups of this machine"
+    learn.add_cb(XrayRun(arch, weights_file))
     set_bars(learn, bars)
-    set_speedups(learn, fast)
-    learn.threshold,learn.weights_file = 0.5,wfile
-    return learn
+    return set_speedups(learn, fast)
 
 # %% ../nbs/09_learner.ipynb #05d6ec91
 lr_fallback = 2e-3 # fastai `Learner.fine_tune`'s `base_lr`: the first stage's rate when `lr_find` gives no usable suggestion
@@ -180,19 +187,19 @@ def _lr_find(learn, phase, num_it, show_plot, prev=None, failed=None):
         print(f'lr_find [{phase}]: no usable suggestion ({why}); using lr {lr:.2e}, {rule}', flush=True)
         rec['fallback'] = why
     else: print(f'lr_find [{phase}]: suggested lr {lr:.2e}', flush=True)
-    learn.lr_finds[phase] = dict(rec, lr=float(lr))
+    learn.xray_run.lr_finds[phase] = dict(rec, lr=float(lr))
     if show_plot and rec['lrs']: learn.recorder.plot_lr_find(suggestions=[(lr, float(np.interp(np.log(lr), np.log(rec['lrs']), rec['losses'])))], nms=['used'])
     return same_on_all_ranks(float(lr))
 
 def _fit(learn, phase, n_epoch, lr, st, ckpt):
-    learn.xray_history.phase = phase
+    learn.xray_run.phase = phase
     cb = KeepBest(monitor='valid_loss', fname=f'xray_{phase}', best=st['best'].get(phase))
     with distrib(learn): learn.fit_one_cycle(n_epoch, lr, start_epoch=st['done'][phase], cbs=[cb]+L(ckpt))
     return float(cb.best)
 
 # %% ../nbs/09_learner.ipynb #af83c131
 def _stages(learn, freeze_epochs, epochs):
-    if getattr(learn, 'pretrained', True) and freeze_epochs>0: return dict(frozen=freeze_epochs, unfrozen=epochs)
+    if learn.xray_run.pretrained and freeze_epochs>0: return dict(frozen=freeze_epochs, unfrozen=epochs)
     return dict(unfrozen=freeze_epochs+epochs)
 
 def _resume(learn, path, st, stage):
@@ -223,9 +230,10 @@ def fine_tune_xray(learn:Learner, # From `xray_learner`
     if resume and checkpoints is None: raise XrayError('resume=True needs the `checkpoints` folder to resume from')
     init_distrib()
     st = read_checkpoint(checkpoints, opts) if resume else dict(options=opts, done={s:0 for s in stages}, lrs={}, best={}, rows=[], lr_finds={})
-    n0 = len(learn.xray_history.rows)
-    learn.xray_history.rows += st['rows']
-    learn.lr_finds = st['lr_finds']
+    run = learn.xray_run
+    n0 = len(run.rows)
+    run.rows += st['rows']
+    run.lr_finds = st['lr_finds']
     ckpt = XrayCheckpoint(checkpoints, st, n0) if checkpoints is not None else None
     todo = [s for s,n in stages.items() if st['done'][s]<n]
     failed = st.pop('failed', None) or {}
@@ -241,7 +249,7 @@ def fine_tune_xray(learn:Learner, # From `xray_learner`
                 prev = [v for k,v in st['lrs'].items() if k!=stage]
                 again = failed.get('error') if failed.get('stage')==stage and failed.get('step')=='lr_find' else None
                 st['lrs'][stage] = lr or _lr_find(learn, stage, lr_find_iters, show_plot, prev=prev[-1] if prev else None, failed=again)
-                st['lr_finds'] = learn.lr_finds
+                st['lr_finds'] = run.lr_finds
             step,top = 'fit',st['lrs'][stage]
             st['best'][stage] = _fit(learn, stage, stages[stage], slice(top/100, top) if len(stages)==2 and stage=='unfrozen' else top, st, ckpt)
         except Exception as e:
@@ -253,9 +261,9 @@ def fine_tune_xray(learn:Learner, # From `xray_learner`
             raise
     keep = min(st['best'], key=st['best'].get)
     learn.load(f'xray_{keep}', with_opt=False)
-    h = pd.DataFrame(learn.xray_history.rows[n0:])
+    h = pd.DataFrame(run.rows[n0:])
     h['lr'] = h.phase.map(st['lrs']).astype(float)
     h['best'] = False
     h.loc[h[h.phase==keep].valid_loss.idxmin(), 'best'] = True
-    learn.history = h
+    run.history = h
     return h

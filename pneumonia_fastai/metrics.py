@@ -1,4 +1,4 @@
-"""Sensitivity, specificity and the rest of a diagnostic report, with PNEUMONIA as the positive class.
+"""The one rule that turns probabilities into a decision (NORMAL below a threshold on the pneumonia score), carried by the loss function so that every output decides the same way; sensitivity, specificity and the rest of a diagnostic report, with PNEUMONIA as the positive class.
 
 Docs: https://pneumonia-fastai.github.io/pneumonia_fastai/metrics.html.md"""
 
@@ -6,15 +6,20 @@ Docs: https://pneumonia-fastai.github.io/pneumonia_fastai/metrics.html.md"""
 
 # %% ../nbs/06_metrics.ipynb #5f503084
 from __future__ import annotations
-import math
+import math, contextlib
+from copy import copy
 import numpy as np, pandas as pd, torch
+import torch.nn as nn, torch.nn.functional as F
 import sklearn.metrics as skm
 from fastcore.all import *
+from fastai.torch_core import to_np
 from fastai.metrics import AccumMetric
+from fastai.losses import BaseLoss, LabelSmoothingCrossEntropy
 from .core import XrayError
 
 # %% auto #0
-__all__ = ['normal_idx', 'Sensitivity', 'Specificity', 'predicted_classes', 'diagnostic_metrics', 'choose_threshold',
+__all__ = ['normal_idx', 'pneumonia_score', 'predicted_classes', 'XrayLoss', 'decision_rule', 'deciding_with', 'DecidedMetric',
+           'Sensitivity', 'Specificity', 'ErrorRate', 'xray_metrics', 'diagnostic_metrics', 'choose_threshold',
            'bootstrap_ci']
 
 # %% ../nbs/06_metrics.ipynb #597abb91
@@ -26,22 +31,13 @@ def normal_idx(vocab, # Class names, e.g. `dls.vocab`
     if neg.upper() not in names: raise XrayError(f'no {neg} class among {list(vocab)}; the negative class folder must be named {neg}')
     return names.index(neg.upper())
 
-# %% ../nbs/06_metrics.ipynb #ef044705
-def _sensitivity(preds, targs, neg=0):
-    return skm.recall_score(np.asarray(targs)!=neg, np.asarray(preds)!=neg, zero_division=0)
-
-def _specificity(preds, targs, neg=0):
-    return skm.recall_score(np.asarray(targs)!=neg, np.asarray(preds)!=neg, pos_label=False, zero_division=0)
-
-def Sensitivity(neg:int=0, # Index of the NORMAL class
-               ) -> AccumMetric:
-    "Share of non-NORMAL images predicted non-NORMAL"
-    return AccumMetric(partial(_sensitivity, neg=neg), dim_argmax=-1, to_np=True, name='sensitivity')
-
-def Specificity(neg:int=0, # Index of the NORMAL class
-               ) -> AccumMetric:
-    "Share of NORMAL images predicted NORMAL"
-    return AccumMetric(partial(_specificity, neg=neg), dim_argmax=-1, to_np=True, name='specificity')
+# %% ../nbs/06_metrics.ipynb #01a4a62f
+def pneumonia_score(probs, # Predicted probabilities, one row per image, one column per class of `vocab` (array or tensor)
+                    vocab, # Class names
+                    neg:str='NORMAL', # Name of the negative class
+                   ):
+    "1 − p(`neg`) of each image: the probability of any pneumonia, on which the decision threshold is set"
+    return 1-probs[:, normal_idx(vocab, neg)]
 
 # %% ../nbs/06_metrics.ipynb #f6e20791
 def predicted_classes(probs, # Predicted probabilities, one column per class of `vocab`
@@ -53,7 +49,81 @@ def predicted_classes(probs, # Predicted probabilities, one column per class of 
     probs = np.asarray(probs, dtype=np.float64)
     i = normal_idx(vocab, neg)
     other = probs.copy(); other[:,i] = -1
-    return np.where(1-probs[:,i]>=threshold, other.argmax(1), i)
+    return np.where(pneumonia_score(probs, vocab, neg)>=threshold, other.argmax(1), i)
+
+# %% ../nbs/06_metrics.ipynb #9a5a59b6
+class XrayLoss(BaseLoss):
+    "Cross-entropy carrying the decision rule: `activation` is a softmax at `temperature`, `decodes` is `predicted_classes` at `threshold`"
+    y_int = True # fastai's `MixUp` and `CutMix` mix the targets of such a loss
+    def __init__(self,
+                 vocab, # Class names, in the model's order; one is NORMAL
+                 threshold:float=0.5, # Pneumonia score at or above which an image is not NORMAL
+                 temperature:float=1., # The logits are divided by it before the softmax; 1 leaves the probabilities as trained
+                 weight=None, # Weight of each class in the loss (a tensor), or None
+                 eps:float=0., # Label smoothing, as fastai's `LabelSmoothingCrossEntropy`; 0 for none
+                 axis:int=-1, # Class axis
+                ):
+        if eps: super().__init__(LabelSmoothingCrossEntropy, eps=eps, weight=weight, axis=axis)
+        else: super().__init__(nn.CrossEntropyLoss, weight=weight, axis=axis)
+        self.vocab,self.threshold,self.temperature = [str(v) for v in vocab],float(threshold),float(temperature)
+        normal_idx(self.vocab)
+        if not (self.temperature>0 and math.isfinite(self.temperature)): raise XrayError(f'temperature={temperature} must be a positive number')
+    def activation(self, x): return F.softmax(x/self.temperature, dim=self.axis)
+    def decodes(self, x): return torch.as_tensor(predicted_classes(to_np(x.float()), self.vocab, self.threshold), device=x.device)
+    def __repr__(self): return f'XrayLoss(threshold={self.threshold:g}, temperature={self.temperature:g}) of {self.func}'
+
+# %% ../nbs/06_metrics.ipynb #cc98e84d
+def decision_rule(learn, # A `Learner`
+                  threshold:float=None, # Decide at this threshold instead of the learner's
+                 ) -> XrayLoss:
+    "The learner's decision rule: its loss function when that is an `XrayLoss`, else the rule at threshold 0.5; at `threshold` when given"
+    rule = learn.loss_func if isinstance(learn.loss_func, XrayLoss) else XrayLoss(learn.dls.vocab)
+    if threshold is None or float(threshold)==rule.threshold: return rule
+    rule = copy(rule)
+    rule.threshold = float(threshold)
+    return rule
+
+@contextlib.contextmanager
+def deciding_with(learn, # A `Learner`
+                  rule:XrayLoss, # The rule fastai's `get_preds(with_decoded=True)` is to decide with, e.g. from `decision_rule`
+                 ):
+    "Within: `learn.loss_func` is `rule`, so that fastai's functions that decode through the loss function decide by it"
+    old,learn.loss_func = learn.loss_func,rule
+    try: yield rule
+    finally: learn.loss_func = old
+
+# %% ../nbs/06_metrics.ipynb #6641dc7f
+class DecidedMetric(AccumMetric):
+    "An `AccumMetric` of `func(decided, targs, neg=...)`: the classes decided by the learner's `decision_rule`, against the targets"
+    def __init__(self, func, name): super().__init__(func, to_np=True, name=name)
+    def accumulate(self, learn):
+        rule = decision_rule(learn)
+        self.kwargs['neg'] = normal_idx(learn.dls.vocab)
+        self.accum_values(rule.decodes(rule.activation(learn.pred)), learn.y, learn)
+
+def _sensitivity(preds, targs, neg=0):
+    return skm.recall_score(np.asarray(targs)!=neg, np.asarray(preds)!=neg, zero_division=0)
+
+def _specificity(preds, targs, neg=0):
+    return skm.recall_score(np.asarray(targs)!=neg, np.asarray(preds)!=neg, pos_label=False, zero_division=0)
+
+def _error_rate(preds, targs, neg=0): return float((np.asarray(preds)!=np.asarray(targs)).mean())
+
+def Sensitivity() -> DecidedMetric:
+    "Share of non-NORMAL images decided non-NORMAL"
+    return DecidedMetric(_sensitivity, 'sensitivity')
+
+def Specificity() -> DecidedMetric:
+    "Share of NORMAL images decided NORMAL"
+    return DecidedMetric(_specificity, 'specificity')
+
+def ErrorRate() -> DecidedMetric:
+    "Share of images decided as another class than theirs"
+    return DecidedMetric(_error_rate, 'error_rate')
+
+def xray_metrics() -> list:
+    "The metrics shown every epoch: error rate, sensitivity, specificity"
+    return [ErrorRate(), Sensitivity(), Specificity()]
 
 # %% ../nbs/06_metrics.ipynb #8e694714
 def _ratio(f, *args, **kw):
@@ -79,7 +149,7 @@ def diagnostic_metrics(probs, # Predicted probabilities, one column per class of
     "n, accuracy, error rate, sensitivity, specificity, precision, npv, f1, auc, threshold, confusion counts, per-class scores and confusion matrix"
     probs,targs = np.asarray(probs, dtype=np.float64),np.asarray(targs)
     i = normal_idx(vocab, neg)
-    score = 1-probs[:,i]
+    score = pneumonia_score(probs, vocab, neg)
     y,yhat = targs!=i, score>=threshold
     tn,fp,fn,tp = (int(o) for o in skm.confusion_matrix(y, yhat, labels=[False,True]).ravel())
     acc = float(skm.accuracy_score(y, yhat)) if len(y) else None
@@ -107,7 +177,7 @@ def choose_threshold(probs, # Validation probabilities, one column per class of 
     "Highest threshold on the pneumonia score with at least `sensitivity` on (`probs`, `targs`)"
     probs,targs = np.asarray(probs, dtype=np.float64),np.asarray(targs)
     i = normal_idx(vocab, neg)
-    y,score = targs!=i, 1-probs[:,i]
+    y,score = targs!=i, pneumonia_score(probs, vocab, neg)
     if not 0<y.sum()<len(y): return 0.5
     _,tpr,thr = skm.roc_curve(y, score, drop_intermediate=False)
     return float(min(1., thr[np.argmax(tpr>=sensitivity)]))
@@ -152,7 +222,7 @@ def bootstrap_ci(probs, # Predicted probabilities, one column per class of `voca
     probs,targs = np.asarray(probs, dtype=np.float64),np.asarray(targs)
     if groups is not None and len(groups)!=len(targs): raise XrayError(f'groups has {len(groups)} entries for {len(targs)} images; pass one group (e.g. patient id) per image')
     i = normal_idx(vocab, neg)
-    score = 1-probs[:,i]
+    score = pneumonia_score(probs, vocab, neg)
     y = targs!=i
     if not len(y): return dict.fromkeys(('accuracy','sensitivity','specificity','auc'))
     W = _boot_weights(len(y), groups, n_boot, np.random.default_rng(seed))

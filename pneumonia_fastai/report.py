@@ -18,7 +18,7 @@ from .core import XrayError, save_fig
 from .scan import patient_id
 from .assemble import assembly_summary
 from .image import get_xray_files
-from .metrics import diagnostic_metrics, normal_idx, bootstrap_ci
+from .metrics import diagnostic_metrics, normal_idx, bootstrap_ci, pneumonia_score, decision_rule, deciding_with
 from .explain import pick_to_explain, plot_gradcam
 
 # %% auto #0
@@ -139,13 +139,13 @@ def _config(learn):
         if f.is_file():
             try: cfg.update(json.loads(f.read_text()))
             except ValueError: pass
-        arch = getattr(learn, 'arch', None)
-        cfg.setdefault('arch', getattr(arch, '__name__', None) or type(learn.model).__name__)
+        run = learn.xray_run
+        cfg.setdefault('arch', run.arch)
         sz = [t.size for t in learn.dls.after_item.fs if isinstance(t, Resize)]
         if sz: cfg.setdefault('size', sz[0][0])
         cfg.setdefault('classes', list(learn.dls.vocab))
-        cfg['model threshold'] = getattr(learn, 'threshold', 0.5)
-        if getattr(learn, 'weights_file', None): cfg.setdefault('weights', str(learn.weights_file))
+        cfg['model threshold'] = decision_rule(learn).threshold
+        if run.weights_file: cfg.setdefault('weights', str(run.weights_file))
     return {k:v for k,v in cfg.items() if v is not None}
 
 def _threshold_note(m, cfg):
@@ -225,11 +225,11 @@ def report_html(m:dict, # Metrics from `evaluate` (with `ci`)
         '<p class="note">Left: the X-ray; right: Grad-CAM of the predicted class, red where the last convolutional block found the most evidence for it. '
         'Shown first: missed pneumonias, then the highest losses, then correct calls at random. Heat outside the lungs (markers, text, borders) is a warning sign of a shortcut.</p>'
         + (_img(out/'gradcam.png', 'Grad-CAM heat maps') or '<p class="muted">No Grad-CAM images (n_gradcam=0).</p>')))
-    html_secs.append(_section('top-losses', 'Top losses', '<p class="note">The test images the model got most wrong, or right with the least confidence: prediction / actual / loss / probability of the prediction.</p>'
+    html_secs.append(_section('top-losses', 'Top losses', '<p class="note">The test images the model got most wrong, or right with the least confidence: decision / actual class / loss / probability of the most probable class.</p>'
         + (_img(out/'top_losses.png', 'top losses', width=640) or '<p class="muted">No top losses plot.</p>')))
     tr = _img(out/'training_curves.png', 'training curves', 'Loss and validation metrics per epoch; the green band is the epoch kept.')
     tr = f'<div class="figs">{tr}{_img(out/"lr_find.png", "lr_find", "Learning-rate finder before each stage; dashed: the rate used.")}</div>'
-    h = getattr(learn, 'history', None) if learn is not None else None
+    h = learn.xray_run.history if learn is not None else None
     if h is not None and len(h): tr += '<h3>Epochs</h3>' + _table(h.drop(columns=[c for c in ('best',) if c in h]).assign(kept=h.get('best', False).map({True:'✓', False:''})))
     if not tr.count('<img') and h is None: tr = '<p class="muted">No training history on this learner.</p>'
     html_secs.append(_section('training', 'Training', tr))
@@ -268,7 +268,7 @@ def _patients(files, test_path):
 def evaluate(learn:Learner, # Trained learner (e.g. from `load_xray_learner`)
              test_path, # Folder with one subfolder per class
              out=None, # Report folder; default `learn.path/'report'`
-             threshold:float=None, # Decision threshold; default the one stored with the model (`learn.threshold`, 0.5)
+             threshold:float=None, # Decision threshold; default the learner's (`learn.loss_func.threshold`, stored with the model)
              k_top:int=9, # Number of top-loss images to plot
              n_boot:int=1000, # Bootstrap resamples for the 95% confidence intervals; 0 for none
              by_patient:bool=True, # Resample patients rather than images
@@ -281,7 +281,8 @@ def evaluate(learn:Learner, # Trained learner (e.g. from `load_xray_learner`)
     out.mkdir(parents=True, exist_ok=True)
     dl = learn.dls.test_dl(files, with_labels=True)
     with learn.no_bar(): probs,targs,losses = learn.get_preds(dl=dl, with_loss=True)
-    vocab,thr = learn.dls.vocab,ifnone(threshold, getattr(learn, 'threshold', 0.5))
+    rule = decision_rule(learn, threshold)
+    vocab,thr = learn.dls.vocab,rule.threshold
     m = diagnostic_metrics(probs, targs, vocab, thr)
     pats = _patients(files, test_path)
     m['n_patients'] = len(set(pats))
@@ -290,11 +291,12 @@ def evaluate(learn:Learner, # Trained learner (e.g. from `load_xray_learner`)
     (out/'metrics.json').write_text(json.dumps(m, indent=2))
     i = normal_idx(vocab)
     plot_confusion(m, vocab, out/'confusion_matrix.png')
-    if m['auc'] is not None: plot_roc(targs.numpy()!=i, 1-probs[:,i].numpy(), m, out/'roc_curve.png')
-    if getattr(learn, 'history', None) is not None: plot_history(learn.history, out/'training_curves.png')
-    if getattr(learn, 'lr_finds', None): plot_lr_finds(learn.lr_finds, out/'lr_find.png')
+    if m['auc'] is not None: plot_roc(targs.numpy()!=i, pneumonia_score(probs, vocab).numpy(), m, out/'roc_curve.png')
+    run = learn.xray_run
+    if run.history is not None: plot_history(run.history, out/'training_curves.png')
+    if run.lr_finds: plot_lr_finds(run.lr_finds, out/'lr_find.png')
     interp = ClassificationInterpretation(learn, dl, losses)
-    interp.plot_top_losses(min(k_top, len(files)), figsize=(12,12))
+    with deciding_with(learn, rule): interp.plot_top_losses(min(k_top, len(files)), figsize=(12,12)) # fastai decodes through the loss function
     save_fig(plt.gcf(), out/'top_losses.png')
     if n_gradcam:
         n_missed = (n_gradcam+2)//3

@@ -7,7 +7,7 @@ Docs: https://pneumonia-fastai.github.io/pneumonia_fastai/share.html.md"""
 # %% ../nbs/10_share.ipynb #3582671a
 from __future__ import annotations
 import re, json, math, pickle, reprlib, zipfile, warnings, hashlib, tempfile, platform
-import numpy as np, pandas as pd, torch, torchvision, fastai
+import pandas as pd, torch, torchvision, fastai
 from PIL import Image
 from fastcore.all import *
 from fastai.vision.all import *
@@ -16,12 +16,11 @@ from torchvision.models import list_models
 from .core import XrayError
 from .image import check_image
 from .scan import max_class_folders
-from .metrics import normal_idx, predicted_classes
+from .metrics import XrayLoss, decision_rule, pneumonia_score
 from .dataloaders import PILXray, GrayToRGB
-from .callbacks import set_bars
+from .callbacks import set_bars, set_speedups, XrayRun
 from .learner import xray_learner
 from .core import atomic_write
-from .callbacks import set_speedups
 
 # %% auto #0
 __all__ = ['model_format', 'model_info', 'save_xray_model', 'inference_dls', 'check_model_info', 'load_xray_learner',
@@ -40,12 +39,13 @@ def model_info(learn:Learner) -> dict:
     rs = [t for t in dl.after_item.fs if isinstance(t, Resize)]
     norm = [t for t in dl.after_batch.fs if isinstance(t, Normalize)]
     if not rs: raise XrayError('the learner has no Resize in its pipeline; train it with xray_dls')
-    hist = getattr(learn, 'history', None)
-    return dict(format=model_format, arch=_arch_name(learn.arch), vocab=list(map(str, learn.dls.vocab)), size=int(rs[0].size[0]),
+    run,rule = learn.xray_run,decision_rule(learn)
+    hist = run.history
+    return dict(format=model_format, arch=run.arch, vocab=list(map(str, learn.dls.vocab)), size=int(rs[0].size[0]),
                 n_in=3, gray=any(isinstance(t, GrayToRGB) for t in dl.after_batch.fs),
                 normalize=dict(mean=norm[0].mean.flatten().tolist(), std=norm[0].std.flatten().tolist()) if norm else None,
-                threshold=float(getattr(learn, 'threshold', 0.5)), target_sensitivity=getattr(learn, 'target_sensitivity', None),
-                history=None if hist is None else [{k:getattr(v, 'item', lambda: v)() for k,v in r.items()} for r in hist.to_dict('records')], lr_finds=getattr(learn, 'lr_finds', None) or {},
+                threshold=rule.threshold, temperature=rule.temperature, target_sensitivity=run.target_sensitivity,
+                history=None if hist is None else [{k:getattr(v, 'item', lambda: v)() for k,v in r.items()} for r in hist.to_dict('records')], lr_finds=run.lr_finds,
                 versions=dict(pneumonia_fastai=pneumonia_fastai.__version__, fastai=fastai.__version__, torch=torch.__version__,
                               torchvision=torchvision.__version__, python=platform.python_version()))
 
@@ -105,6 +105,8 @@ def _load_pickle(fname, cpu):
         except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, AttributeError, ModuleNotFoundError, ValueError, TypeError) as e:
             raise XrayError(f'{fname} is not a model exported by pneumonia-fastai ({type(e).__name__}); pass the model.pth written by `pneumonia-fastai train`') from None
     if not isinstance(learn, Learner): raise XrayError(f'{fname} holds a {type(learn).__name__}, not an exported Learner')
+    # a fastai learner exported elsewhere gets the run state of this library's; its own loss function decides (at 0.5 unless it is an `XrayLoss`)
+    if not any(isinstance(c, XrayRun) for c in learn.cbs): learn.add_cb(XrayRun(_arch_name(learn.arch) if hasattr(learn, 'arch') else type(learn.model).__name__))
     return learn
 
 # %% ../nbs/10_share.ipynb #4ade7f82
@@ -236,11 +238,12 @@ def load_xray_learner(path, # `model.pth` or `model.json` from `save_xray_model`
         if not fj.exists(): raise XrayError(f'{fj} is missing: a model is the pair model.pth + model.json; copy both')
         info = check_model_info(_read_info(fj), fj)
         dls = inference_dls(info['vocab'], info['size'], info['normalize'], device='cpu' if cpu else None)
-        learn = xray_learner(dls, info['arch'], weights=None, path=path.parent, fast=False)
+        rule = XrayLoss(info['vocab'], info['threshold'], info.get('temperature', 1.))
+        learn = xray_learner(dls, info['arch'], weights=None, loss_func=rule, path=path.parent, fast=False)
         _load_weights(fp, info, learn.model)
-        learn.threshold,learn.target_sensitivity,learn.lr_finds = info['threshold'],info.get('target_sensitivity'),info.get('lr_finds') or {}
-        learn.history = pd.DataFrame(info['history']) if info.get('history') else None
-        learn.model_info = info
+        run = learn.xray_run
+        run.target_sensitivity,run.lr_finds,run.model_info = info['target_sensitivity'],info['lr_finds'],info
+        run.history = pd.DataFrame(info['history']) if info['history'] else None
     learn.model.eval()
     return set_speedups(set_bars(learn))
 
@@ -254,19 +257,17 @@ def export_weights(pkl, # Trusted `model.pkl` from `Learner.export`
 # %% ../nbs/10_share.ipynb #09fb3dac
 def predict_files(learn:Learner, # Trained learner
                   files, # Image files
-                  threshold:float=None, # Decision threshold; default `learn.threshold`
+                  threshold:float=None, # Decision threshold; default the learner's (`learn.loss_func.threshold`)
                  ) -> pd.DataFrame:
     "One row per file: `label`, its `probability`, the probability of pneumonia, or the `error` that kept it out"
     files = [Path(f) for f in files]
     errs = {f: ('file does not exist' if not f.is_file() else check_image(f)) for f in files}
     good = [f for f in files if errs[f] is None]
-    vocab,thr = learn.dls.vocab,ifnone(threshold, getattr(learn, 'threshold', 0.5))
-    i = normal_idx(vocab)
+    vocab,rule = learn.dls.vocab,decision_rule(learn, threshold)
     res = {}
     if good:
         with learn.no_bar(): probs,_ = learn.get_preds(dl=learn.dls.test_dl(good))
-        probs = probs.numpy()
-        idx = predicted_classes(probs, vocab, thr)
-        for f,j,p,s in zip(good, idx, probs, 1-probs[:,i]): res[f] = dict(label=vocab[j], probability=float(p[j]), p_pneumonia=float(s), error=None)
+        for f,j,p,s in zip(good, rule.decodes(probs).tolist(), probs.tolist(), pneumonia_score(probs, vocab).tolist()):
+            res[f] = dict(label=vocab[j], probability=p[j], p_pneumonia=s, error=None)
     rows = [dict(file=str(f), **res.get(f, dict(label=None, probability=None, p_pneumonia=None, error=errs[f]))) for f in files]
     return pd.DataFrame(rows, columns=['file','label','probability','p_pneumonia','error'])
