@@ -6,8 +6,8 @@ Docs: https://pneumonia-fastai.github.io/pneumonia_fastai/dataloaders.html.md"""
 
 # %% ../nbs/05_dataloaders.ipynb #9a75fad7
 from __future__ import annotations
-import os
-import numpy as np, torch
+import tempfile
+import torch
 from PIL import Image
 from fastcore.all import *
 from fastai.vision.all import *
@@ -15,7 +15,7 @@ from .core import XrayError
 from .image import xray_image, get_xray_files
 
 # %% auto #0
-__all__ = ['PILXray', 'GrayToRGB', 'xray_tfms', 'default_workers', 'xray_block', 'xray_dls']
+__all__ = ['PILXray', 'GrayToRGB', 'xray_tfms', 'default_workers', 'xray_block', 'xray_dls', 'inference_dls', 'xray_size']
 
 # %% ../nbs/05_dataloaders.ipynb #45a69b30
 class PILXray(PILImageBW):
@@ -94,3 +94,26 @@ def xray_dls(path, # Assembled dataset with train/ and valid/ folders
         bs = len(dsets.train)
     return dsets.dataloaders(path=Path(path), bs=bs, after_item=dblock.item_tfms, after_batch=dblock.batch_tfms,
                              num_workers=ifnone(num_workers, default_workers()), **kwargs)
+
+# %% ../nbs/05_dataloaders.ipynb #e3294641
+def inference_dls(vocab, # Class names, in the model's order
+                  size:int, # Side of the square images
+                  normalize:dict=None, # `mean` and `std` per channel, or None
+                  device=None, # Default `default_device()`
+                 ) -> DataLoaders:
+    "DataLoaders with the pipeline of `xray_block` (no augmentation) for `vocab` and `size`, holding no images"
+    with tempfile.TemporaryDirectory() as d:
+        for s in ('train','valid'):
+            f = Path(d)/s/'blank'/'blank.png'
+            f.parent.mkdir(parents=True)
+            Image.new('L', (8,8)).save(f)
+        dls = xray_block(size, aug=False).dataloaders(Path(d), device=ifnone(device, default_device()), num_workers=0)
+    cat = first(t for t in dls.valid_ds.tls[1].tfms.fs if isinstance(t, Categorize))
+    cat.vocab,cat.c = CategoryMap(list(vocab), sort=False),len(vocab)
+    if normalize: dls.add_tfms([Normalize.from_stats(normalize['mean'], normalize['std'])], 'after_batch')
+    return dls.new_empty()
+
+def xray_size(dls:DataLoaders) -> int|None:
+    "Side of the square images `dls` gives the model: the size of the `Resize` of its pipeline (None without one)"
+    rs = [t for t in dls.valid.after_item.fs if isinstance(t, Resize)]
+    return int(rs[0].size[0]) if rs else None

@@ -18,6 +18,7 @@ from .core import XrayError, save_fig
 from .scan import patient_id
 from .assemble import assembly_summary
 from .image import get_xray_files
+from .dataloaders import xray_size
 from .metrics import diagnostic_metrics, normal_idx, bootstrap_ci, pneumonia_score, decision_rule, deciding_with
 from .explain import pick_to_explain, plot_gradcam
 
@@ -141,8 +142,7 @@ def _config(learn):
             except ValueError: pass
         run = learn.xray_run
         cfg.setdefault('arch', run.arch)
-        sz = [t.size for t in learn.dls.after_item.fs if isinstance(t, Resize)]
-        if sz: cfg.setdefault('size', sz[0][0])
+        cfg.setdefault('size', xray_size(learn.dls))
         cfg.setdefault('classes', list(learn.dls.vocab))
         cfg['model threshold'] = decision_rule(learn).threshold
         if run.weights_file: cfg.setdefault('weights', str(run.weights_file))

@@ -6,9 +6,8 @@ Docs: https://pneumonia-fastai.github.io/pneumonia_fastai/share.html.md"""
 
 # %% ../nbs/10_share.ipynb #3582671a
 from __future__ import annotations
-import re, json, math, pickle, reprlib, zipfile, warnings, hashlib, tempfile, platform
+import re, json, math, pickle, reprlib, zipfile, warnings, hashlib, platform
 import pandas as pd, torch, torchvision, fastai
-from PIL import Image
 from fastcore.all import *
 from fastai.vision.all import *
 import pneumonia_fastai
@@ -17,14 +16,14 @@ from .core import XrayError
 from .image import check_image
 from .scan import max_class_folders
 from .metrics import XrayLoss, decision_rule, pneumonia_score
-from .dataloaders import PILXray, GrayToRGB
+from .dataloaders import GrayToRGB, inference_dls, xray_size
 from .callbacks import set_bars, set_speedups, XrayRun
 from .learner import xray_learner
 from .core import atomic_write
 
 # %% auto #0
-__all__ = ['model_format', 'model_info', 'save_xray_model', 'inference_dls', 'check_model_info', 'load_xray_learner',
-           'export_weights', 'predict_files']
+__all__ = ['model_format', 'model_info', 'save_xray_model', 'check_model_info', 'load_xray_learner', 'export_weights',
+           'predict_files']
 
 # %% ../nbs/10_share.ipynb #ead58e9a
 model_format = 'pneumonia_fastai.weights_only/1'
@@ -35,13 +34,12 @@ def _arch_name(arch):
 
 def model_info(learn:Learner) -> dict:
     "The description of `learn` that `model.json` holds (without the checksum)"
-    dl = learn.dls.valid
-    rs = [t for t in dl.after_item.fs if isinstance(t, Resize)]
+    dl,size = learn.dls.valid,xray_size(learn.dls)
     norm = [t for t in dl.after_batch.fs if isinstance(t, Normalize)]
-    if not rs: raise XrayError('the learner has no Resize in its pipeline; train it with xray_dls')
+    if size is None: raise XrayError('the learner has no Resize in its pipeline; train it with xray_dls')
     run,rule = learn.xray_run,decision_rule(learn)
     hist = run.history
-    return dict(format=model_format, arch=run.arch, vocab=list(map(str, learn.dls.vocab)), size=int(rs[0].size[0]),
+    return dict(format=model_format, arch=run.arch, vocab=list(map(str, learn.dls.vocab)), size=size,
                 n_in=3, gray=any(isinstance(t, GrayToRGB) for t in dl.after_batch.fs),
                 normalize=dict(mean=norm[0].mean.flatten().tolist(), std=norm[0].std.flatten().tolist()) if norm else None,
                 threshold=rule.threshold, temperature=rule.temperature, target_sensitivity=run.target_sensitivity,
@@ -63,25 +61,6 @@ def save_xray_model(learn:Learner, # Trained learner
     atomic_write(dest/'model.pth', lambda t: torch.save(sd, t))
     info['sha256'] = _sha256(dest/'model.pth')
     return atomic_write(dest/'model.json', lambda t: t.write_text(json.dumps(info, indent=1)))
-
-# %% ../nbs/10_share.ipynb #e3294641
-def inference_dls(vocab, # Class names, in the model's order
-                  size:int, # Side of the square images
-                  normalize:dict=None, # `mean` and `std` per channel, or None
-                  device=None, # Default `default_device()`
-                 ) -> DataLoaders:
-    "DataLoaders with the X-ray pipeline of `xray_dls` for `vocab` and `size`, holding no images"
-    norm = [Normalize.from_stats(normalize['mean'], normalize['std'])] if normalize else []
-    cat = Categorize(vocab=['blank'])
-    dblock = DataBlock(blocks=(ImageBlock(cls=PILXray), TransformBlock(type_tfms=cat)), get_y=parent_label, splitter=IndexSplitter([]),
-                       item_tfms=Resize(size, method=ResizeMethod.Squish), batch_tfms=[GrayToRGB(), *norm])
-    with tempfile.TemporaryDirectory() as d:
-        f = Path(d)/'blank'/'blank.png'
-        f.parent.mkdir()
-        Image.new('L', (8,8)).save(f)
-        dls = dblock.dataloaders([f], device=ifnone(device, default_device()), num_workers=0)
-    cat.vocab,cat.c = CategoryMap(list(vocab), sort=False),len(vocab)
-    return dls.new_empty()
 
 # %% ../nbs/10_share.ipynb #388054a6
 def _model_files(path):
