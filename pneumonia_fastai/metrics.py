@@ -11,6 +11,9 @@ from copy import copy
 import numpy as np, pandas as pd, torch
 import torch.nn as nn, torch.nn.functional as F
 import sklearn.metrics as skm
+from sklearn.calibration import calibration_curve
+from scipy.optimize import minimize_scalar
+from scipy.special import log_softmax
 from fastcore.all import *
 from fastai.torch_core import to_np
 from fastai.metrics import AccumMetric
@@ -20,7 +23,7 @@ from .core import XrayError
 # %% auto #0
 __all__ = ['normal_idx', 'pneumonia_score', 'predicted_classes', 'XrayLoss', 'decision_rule', 'deciding_with', 'DecidedMetric',
            'Sensitivity', 'Specificity', 'ErrorRate', 'xray_metrics', 'diagnostic_metrics', 'choose_threshold',
-           'bootstrap_ci']
+           'bootstrap_ci', 'calibration', 'tempered', 'fit_temperature', 'transfer_flags']
 
 # %% ../nbs/06_metrics.ipynb #597abb91
 def normal_idx(vocab, # Class names, e.g. `dls.vocab`
@@ -231,3 +234,56 @@ def bootstrap_ci(probs, # Predicted probabilities, one column per class of `voca
         v = v[~np.isnan(v)]
         return [float(o) for o in np.percentile(v, q)] if len(v) else None
     return {k:ci(v) for k,v in _boot_metrics(y, score>=threshold, score, W).items()}
+
+# %% ../nbs/06_metrics.ipynb #9f34d8a0
+def calibration(probs, # Predicted probabilities, one column per class of `vocab`
+                targs, # True class indices
+                vocab, # Class names
+                n_bins:int=10, # Equal-width bins of the pneumonia score
+                neg:str='NORMAL', # Name of the negative class
+               ) -> dict:
+    "Expected calibration error, Brier score and reliability curve (`frac_pos` against `mean_score` per non-empty bin) of the pneumonia score"
+    probs,targs = np.asarray(probs, dtype=np.float64),np.asarray(targs)
+    score,y = pneumonia_score(probs, vocab, neg),targs!=normal_idx(vocab, neg)
+    if not len(y): return dict(ece=None, brier=None, n_bins=n_bins, frac_pos=[], mean_score=[], count=[])
+    frac,mean = calibration_curve(y, score, n_bins=n_bins, strategy='uniform')
+    count = np.bincount(np.searchsorted(np.linspace(0, 1, n_bins+1)[1:-1], score), minlength=n_bins) # sklearn's bins
+    count = count[count>0]
+    return dict(ece=float((count*np.abs(frac-mean)).sum()/len(y)), brier=float(skm.brier_score_loss(y, score)), n_bins=n_bins,
+                frac_pos=frac.tolist(), mean_score=mean.tolist(), count=count.tolist())
+
+# %% ../nbs/06_metrics.ipynb #524ccdc4
+def tempered(probs, # Probabilities, one column per class
+             temperature:float, # Divide the logits by this
+            ) -> np.ndarray:
+    "`probs` as they would be at `temperature` times the temperature that made them"
+    return np.exp(log_softmax(np.log(np.clip(np.asarray(probs, dtype=np.float64), 1e-12, 1))/temperature, axis=1))
+
+def fit_temperature(probs, # Validation probabilities, one column per class
+                    targs, # True class indices
+                   ) -> float:
+    "Temperature (relative to the one that made `probs`) minimising the negative log-likelihood of `targs`"
+    probs,targs = np.asarray(probs, dtype=np.float64),np.asarray(targs)
+    if not len(targs): return 1.
+    lp = np.log(np.clip(probs, 1e-12, 1))
+    def nll(logt): return -log_softmax(lp/np.exp(logt), axis=1)[np.arange(len(targs)), targs].mean()
+    return float(np.exp(minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.)), method='bounded').x))
+
+# %% ../nbs/06_metrics.ipynb #1a5b2f2d
+_names = dict(accuracy='accuracy', sensitivity='sensitivity', specificity='specificity', auc='AUC')
+
+def transfer_flags(sets:dict, # Set name -> metrics with `ci` (from `evaluate`), including `ref`
+                   ref:str='validation', # The set the others are compared with
+                  ) -> dict:
+    "Sets whose 95% CI of a metric lies below `ref`'s estimate: name -> {metrics below, warning in plain words}"
+    r,res = sets.get(ref),{}
+    if not r: return res
+    for name,m in sets.items():
+        if name==ref: continue
+        ci = m.get('ci') or {}
+        below = [k for k in _names if r.get(k) is not None and ci.get(k) and ci[k][1]<r[k]]
+        if not below: continue
+        what = ', '.join(f"{_names[k]} {m[k]:.3f} (95% CI {ci[k][0]:.3f}–{ci[k][1]:.3f}; {ref} {r[k]:.3f})" for k in below)
+        res[name] = dict(below=below, warning=f'On {name} the model scores clearly lower than on {ref}: {what}. '
+                         f'The model may not transfer to this population, and the threshold chosen on {ref} may not suit it.')
+    return res

@@ -19,11 +19,12 @@ from .scan import patient_id
 from .assemble import assembly_summary
 from .image import get_xray_files
 from .dataloaders import xray_size
-from .metrics import diagnostic_metrics, normal_idx, bootstrap_ci, pneumonia_score, decision_rule, deciding_with
+from .metrics import diagnostic_metrics, normal_idx, bootstrap_ci, pneumonia_score, decision_rule, deciding_with, calibration, transfer_flags
 from .explain import pick_to_explain, plot_gradcam
 
 # %% auto #0
-__all__ = ['plot_history', 'plot_lr_finds', 'plot_confusion', 'plot_roc', 'report_html', 'evaluate', 'screenshot_html']
+__all__ = ['plot_history', 'plot_lr_finds', 'plot_confusion', 'plot_roc', 'plot_reliability', 'report_html', 'evaluate',
+           'screenshot_html']
 
 # %% ../nbs/12_report.ipynb #271fb65c
 def plot_history(history:pd.DataFrame, # From `fine_tune_xray`
@@ -87,6 +88,19 @@ def plot_roc(y, # True: positive (not NORMAL)
     ax.legend(loc='lower right'); ax.set_title(f"ROC (AUC {m['auc']:.3f})")
     return save_fig(fig, fname)
 
+# %% ../nbs/12_report.ipynb #d097f216
+def plot_reliability(cals:dict, # Set name -> result of `calibration`
+                     fname=None, # PNG to save
+                    ):
+    "Reliability diagram: fraction with pneumonia against the mean pneumonia score of each bin, one line per set, with its ECE"
+    fig,ax = plt.subplots(figsize=(4.8,4.5))
+    ax.plot([0,1], [0,1], color='grey', ls=':', lw=1, label='calibrated')
+    for name,c in cals.items():
+        if c and c.get('ece') is not None: ax.plot(c['mean_score'], c['frac_pos'], 'o-', ms=3, label=f"{name} (ECE {c['ece']:.3f})")
+    ax.set_xlim(0,1); ax.set_ylim(0,1); ax.set_xlabel('mean pneumonia score in the bin'); ax.set_ylabel('fraction with pneumonia')
+    ax.legend(loc='upper left', fontsize=8); ax.set_title('Reliability')
+    return save_fig(fig, fname)
+
 # %% ../nbs/12_report.ipynb #4631fe74
 _css = """
 :root{--ink:#1d2430;--mute:#5b6675;--line:#e3e7ee;--bg:#f6f8fb;--accent:#1f5fbf;--good:#1b7f4b;--bad:#b3261e}
@@ -110,6 +124,8 @@ td.best{color:var(--good);font-weight:600}
 .figs{display:flex;flex-wrap:wrap;gap:18px;align-items:flex-start} figure{margin:0} figure img{max-width:100%;height:auto;border:1px solid var(--line);border-radius:8px}
 figcaption{font-size:12.5px;color:var(--mute);margin-top:4px}
 details summary{cursor:pointer;color:var(--accent);font-size:13.5px} .muted{color:var(--mute)} code{font-size:12.5px;background:#f0f3f8;padding:1px 4px;border-radius:4px}
+.warn{background:#fdecea;color:var(--bad);border:1px solid #f5c2c0;border-radius:8px;padding:8px 12px;margin:10px 0;font-size:13.5px}
+header .warn{background:#fff4f3}
 footer{color:var(--mute);font-size:12px;text-align:center;padding:10px 0 26px}
 """
 
@@ -180,6 +196,32 @@ def _data_section(test_path):
             body += f'<details{" open" if len(r)<=10 else ""}><summary>the {len(r)} files and why</summary>{_table(r, text=True)}</details>'
     return _section('data', 'Data', body)
 
+# %% ../nbs/12_report.ipynb #8bcb029a
+def _warnings(m):
+    w = [f['warning'] for f in (m.get('transfer') or {}).values()]
+    return ''.join(f'<div class="warn">⚠ {_esc(o)}</div>' for o in w)
+
+def _transfer_section(m, out):
+    "Validation, test and external sets side by side, the warnings and the reliability diagram"
+    sets = m.get('sets') or {}
+    def cell(s, k):
+        ci = (s.get('ci') or {}).get(k)
+        return _fmt(s.get(k)) + (f' <span class="muted">[{ci[0]:.3f}–{ci[1]:.3f}]</span>' if ci else '')
+    def cal(s, k): return _fmt((s.get('calibration') or {}).get(k))
+    rows = ''.join(f'<tr><td>{_esc(n)}</td><td>{s.get("n")}' + (f' ({s["n_patients"]})' if s.get('n_patients') else '') + '</td>'
+                   + ''.join(f'<td>{cell(s, k)}</td>' for k in ('accuracy','sensitivity','specificity','auc'))
+                   + f'<td>{cal(s, "ece")}</td><td>{cal(s, "brier")}</td></tr>' for n,s in sets.items())
+    table = ('<table><thead><tr><th>set</th><th>images (patients)</th><th>accuracy</th><th>sensitivity</th><th>specificity</th><th>AUC</th>'
+             f'<th>ECE</th><th>Brier</th></tr></thead><tbody>{rows}</tbody></table>')
+    flags = m.get('transfer') or {}
+    words = (''.join(f'<p class="warn">{_esc(f["warning"])}</p>' for f in flags.values()) if flags else
+             '<p class="note">No set scores clearly lower than validation (no 95% interval lies below validation\'s estimate).</p>' if len(sets)>1 else '')
+    note = ('<p class="note">Validation is a patient-level split of the training images: the same hospitals and machines. '
+            'The test split and external sets show how the model does on new patients; [brackets]: 95% bootstrap intervals. '
+            'ECE: expected calibration error of the pneumonia score (0 is perfectly calibrated); Brier: its mean squared error.</p>')
+    fig = _img(Path(out)/'reliability.png', 'reliability diagram', 'Fraction with pneumonia against the mean score, per bin of the score: below the diagonal, the model is more sure of pneumonia than it should be.', width=420)
+    return _section('transfer', 'Validation against new patients', note + words + table + f'<div class="figs">{fig}</div>')
+
 # %% ../nbs/12_report.ipynb #2529bc27
 def report_html(m:dict, # Metrics from `evaluate` (with `ci`)
                 out, # Report folder holding the PNGs; `report.html` is written there
@@ -199,7 +241,7 @@ def report_html(m:dict, # Metrics from `evaluate` (with `ci`)
     thr_note = _threshold_note(m, cfg)
     sub = (f"{_esc(cfg.get('arch','model'))} · {m['n']} test images" + (f" from {m['n_patients']} patients" if m.get('n_patients') else '')
            + f" · {_esc(thr_note)} · {pd.Timestamp.now():%Y-%m-%d %H:%M}")
-    secs = [('metrics','Metrics'), ('confusion','Confusion matrix and ROC'), ('gradcam','Where the model looked (Grad-CAM)'),
+    secs = [('metrics','Metrics'), ('transfer','Validation against new patients'), ('confusion','Confusion matrix and ROC'), ('gradcam','Where the model looked (Grad-CAM)'),
             ('top-losses','Top losses'), ('training','Training'), ('data','Data'), ('config','Configuration')]
     nav = ''.join(f'<a href="#{i}">{_esc(t.split(" (")[0])}</a>' for i,t in secs)
     # metrics
@@ -217,7 +259,7 @@ def report_html(m:dict, # Metrics from `evaluate` (with `ci`)
         pc['support'] = pc.support.astype(int)
         body += '<div><h3 style="margin-top:0">Per class</h3>' + _table(pc, float_format='{:.3f}'.format) + '</div>'
     body += '</div>'
-    html_secs = [_section('metrics', 'Metrics', body)]
+    html_secs = [_section('metrics', 'Metrics', body), _transfer_section(m, out)]
     figs = _img(out/'confusion_matrix.png', 'confusion matrix', 'Rows: true class; columns: predicted, at the report\'s threshold.', width=460)
     figs += _img(out/'roc_curve.png', 'ROC curve', 'The red dot is the operating point at the report\'s threshold; the area under the curve does not depend on it.', width=460)
     html_secs.append(_section('confusion', 'Confusion matrix and ROC', f'<div class="figs">{figs}</div>'))
@@ -238,7 +280,7 @@ def report_html(m:dict, # Metrics from `evaluate` (with `ci`)
     html_secs.append(_section('config', 'Configuration', _table(conf, text=True) if len(conf) else '<p class="muted">Unknown.</p>'))
     page = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">'
             f'<title>{_esc(title)}</title><style>{_css}</style></head><body>'
-            f'<header><div class="wrap"><h1>{_esc(title)}</h1><div class="sub">{sub}</div><div class="cards">{cards}</div><nav>{nav}</nav></div></header>'
+            f'<header><div class="wrap"><h1>{_esc(title)}</h1><div class="sub">{sub}</div><div class="cards">{cards}</div>{_warnings(m)}<nav>{nav}</nav></div></header>'
             f'<main class="wrap">{"".join(html_secs)}</main>'
             f'<footer>pneumonia_fastai · metrics in <code>metrics.json</code> next to this file</footer></body></html>')
     fn = out/'report.html'
@@ -265,33 +307,67 @@ def _patients(files, test_path):
     root = Path(test_path).parent
     return [known.get(f.relative_to(root).as_posix(), patient_id(f)) if f.is_relative_to(root) else patient_id(f) for f in files]
 
+def _summary(m):
+    "What a set contributes to the side-by-side table: counts, the headline metrics, their CIs and calibration"
+    r = {k:m.get(k) for k in ('n','n_patients','accuracy','sensitivity','specificity','auc','threshold')}
+    r['ci'],r['calibration'] = m.get('ci') or {},m.get('calibration')
+    return r
+
+def _score(learn, path, rule, n_boot, by_patient, files=None):
+    "Metrics with CIs and calibration of `learn` on the labelled folder `path`, with the test dl, probabilities, targets and losses"
+    files = ifnone(files, _test_files(learn, path))
+    dl = learn.dls.test_dl(files, with_labels=True)
+    with learn.no_bar(): probs,targs,losses = learn.get_preds(dl=dl, with_loss=True)
+    vocab,thr = learn.dls.vocab,rule.threshold
+    m = diagnostic_metrics(probs, targs, vocab, thr)
+    pats = _patients(files, path)
+    m['n_patients'] = len(set(pats))
+    m['ci'] = bootstrap_ci(probs, targs, vocab, thr, groups=pats if by_patient else None, n_boot=n_boot) if n_boot else {}
+    m['bootstrap'] = dict(n_boot=n_boot, by='patient' if by_patient else 'image', level=0.95, seed=0)
+    m['calibration'] = calibration(probs, targs, vocab)
+    return m,dl,probs,targs,losses
+
+def _validation(learn, rule, n_boot, by_patient):
+    "Validation's metrics: stored with the model by `train_xray`, else scored on `learn.dls.valid` when it has images"
+    if learn.xray_run.validation: return learn.xray_run.validation
+    items = getattr(learn.dls.valid, 'items', None)
+    if items is None or not len(items) or not isinstance(items[0], Path): return
+    return _summary(_score(learn, Path(items[0]).parents[1], rule, n_boot, by_patient, files=list(items))[0])
+
 def evaluate(learn:Learner, # Trained learner (e.g. from `load_xray_learner`)
              test_path, # Folder with one subfolder per class
              out=None, # Report folder; default `learn.path/'report'`
+             external:list=None, # More labelled folders (other hospitals, other years) scored beside validation and the test split
              threshold:float=None, # Decision threshold; default the learner's (`learn.loss_func.threshold`, stored with the model)
              k_top:int=9, # Number of top-loss images to plot
              n_boot:int=1000, # Bootstrap resamples for the 95% confidence intervals; 0 for none
              by_patient:bool=True, # Resample patients rather than images
              n_gradcam:int=8, # Images explained with Grad-CAM; 0 for none
              html:bool=True, # Write `report.html`
+             test_name:str='test', # What to call `test_path` beside validation and the external sets
             ) -> dict:
-    "Diagnostic metrics of `learn` on `test_path` with confidence intervals, saved with plots and `report.html` in `out`"
+    "Diagnostic metrics of `learn` on `test_path` (and `external` sets) with confidence intervals, beside validation's, saved with plots and `report.html` in `out`"
+    rule = decision_rule(learn, threshold)
     files = _test_files(learn, test_path)
+    external = [Path(p) for p in L(external)]
+    for p in external: _test_files(learn, p) # every folder checked before minutes of work
     out = Path(ifnone(out, learn.path/'report'))
     out.mkdir(parents=True, exist_ok=True)
-    dl = learn.dls.test_dl(files, with_labels=True)
-    with learn.no_bar(): probs,targs,losses = learn.get_preds(dl=dl, with_loss=True)
-    rule = decision_rule(learn, threshold)
+    m,dl,probs,targs,losses = _score(learn, test_path, rule, n_boot, by_patient, files)
     vocab,thr = learn.dls.vocab,rule.threshold
-    m = diagnostic_metrics(probs, targs, vocab, thr)
-    pats = _patients(files, test_path)
-    m['n_patients'] = len(set(pats))
-    m['ci'] = bootstrap_ci(probs, targs, vocab, thr, groups=pats if by_patient else None, n_boot=n_boot) if n_boot else {}
-    m['bootstrap'] = dict(n_boot=n_boot, by='patient' if by_patient else 'image', level=0.95, seed=0)
+    sets = {}
+    if test_name!='validation' and (v := _validation(learn, rule, n_boot, by_patient)): sets['validation'] = v
+    sets[test_name] = _summary(m)
+    if external: m['external'] = {}
+    for p in external:
+        me = _score(learn, p, rule, n_boot, by_patient)[0]
+        m['external'][str(p)],sets[str(p)] = me,_summary(me)
+    m['sets'],m['transfer'] = sets,transfer_flags(sets)
     (out/'metrics.json').write_text(json.dumps(m, indent=2))
     i = normal_idx(vocab)
     plot_confusion(m, vocab, out/'confusion_matrix.png')
     if m['auc'] is not None: plot_roc(targs.numpy()!=i, pneumonia_score(probs, vocab).numpy(), m, out/'roc_curve.png')
+    plot_reliability({k:s['calibration'] for k,s in sets.items()}, out/'reliability.png')
     run = learn.xray_run
     if run.history is not None: plot_history(run.history, out/'training_curves.png')
     if run.lr_finds: plot_lr_finds(run.lr_finds, out/'lr_find.png')

@@ -39,13 +39,15 @@ def model_info(learn:Learner) -> dict:
     if size is None: raise XrayError('the learner has no Resize in its pipeline; train it with xray_dls')
     run,rule = learn.xray_run,decision_rule(learn)
     hist = run.history
-    return dict(format=model_format, arch=run.arch, vocab=list(map(str, learn.dls.vocab)), size=size,
+    info = dict(format=model_format, arch=run.arch, vocab=list(map(str, learn.dls.vocab)), size=size,
                 n_in=3, gray=any(isinstance(t, GrayToRGB) for t in dl.after_batch.fs),
                 normalize=dict(mean=norm[0].mean.flatten().tolist(), std=norm[0].std.flatten().tolist()) if norm else None,
                 threshold=rule.threshold, temperature=rule.temperature, target_sensitivity=run.target_sensitivity,
                 history=None if hist is None else [{k:getattr(v, 'item', lambda: v)() for k,v in r.items()} for r in hist.to_dict('records')], lr_finds=run.lr_finds,
                 versions=dict(pneumonia_fastai=pneumonia_fastai.__version__, fastai=fastai.__version__, torch=torch.__version__,
                               torchvision=torchvision.__version__, python=platform.python_version()))
+    if run.validation: info['validation'] = run.validation
+    return info
 
 # %% ../nbs/10_share.ipynb #04f25f76
 def _sha256(fn): return hashlib.sha256(Path(fn).read_bytes()).hexdigest()
@@ -160,7 +162,31 @@ def _schema():
         history=_history, lr_finds=_lr_finds, versions=_versions,
         sha256=is_(lambda v: isinstance(v, str) and re.fullmatch('[0-9a-f]{64}', v), "the 64 hex digits of model.pth's SHA-256"))
 
-_optional = dict(temperature=lambda v: None if _num(v, 0, 100) and v>0 else ('', v, 'a number above 0, at most 100'))
+def _validation(v):
+    "Validation's summary, as `evaluate` shows it beside the test sets"
+    keys = {'n','n_patients','accuracy','sensitivity','specificity','auc','threshold','ci','calibration'}
+    if not isinstance(v, dict) or not set(v)<=keys: return '', v, f'a dict of some of {sorted(keys)}'
+    for k in ('n','n_patients'):
+        if k in v and not (v[k] is None or isinstance(v[k], int) and not isinstance(v[k], bool) and 0<=v[k]<=10**9): return f'.{k}', v[k], 'a whole number'
+    for k in ('accuracy','sensitivity','specificity','auc','threshold'):
+        if k in v and not (v[k] is None or _num(v[k], 0, 1)): return f'.{k}', v[k], 'null or a number from 0 to 1'
+    ci = v.get('ci', {})
+    if not isinstance(ci, dict) or not set(ci)<=set(_metric_names): return '.ci', ci, f'a dict of some of {list(_metric_names)}'
+    for k,o in ci.items():
+        if not (o is None or _nums(o, 2, 0, 1)): return f'.ci.{k}', o, 'null or [low, high], numbers from 0 to 1'
+    c = v.get('calibration')
+    if c is None: return
+    if not isinstance(c, dict) or not set(c)<={'ece','brier','n_bins','frac_pos','mean_score','count'}: return '.calibration', c, 'a result of `calibration`'
+    for k in ('ece','brier'):
+        if not (c.get(k) is None or _num(c[k], 0, 1)): return f'.calibration.{k}', c[k], 'null or a number from 0 to 1'
+    n = len(c.get('count', []))
+    if not (isinstance(c.get('count', []), list) and n<=1000 and all(isinstance(o, int) and o>=0 for o in c.get('count', []))): return '.calibration.count', c.get('count'), 'a list of at most 1000 counts'
+    for k in ('frac_pos','mean_score'):
+        if not _nums(c.get(k, []), n, 0, 1): return f'.calibration.{k}', c.get(k), f'a list of {n} numbers from 0 to 1'
+
+_metric_names = ('accuracy','sensitivity','specificity','auc')
+_optional = dict(temperature=lambda v: None if _num(v, 0, 100) and v>0 else ('', v, 'a number above 0, at most 100'),
+                 validation=_validation)
 
 def check_model_info(info, # Parsed `model.json`
                      fname='model.json', # Its file, named in the messages
@@ -221,7 +247,7 @@ def load_xray_learner(path, # `model.pth` or `model.json` from `save_xray_model`
         learn = xray_learner(dls, info['arch'], weights=None, loss_func=rule, path=path.parent, fast=False)
         _load_weights(fp, info, learn.model)
         run = learn.xray_run
-        run.target_sensitivity,run.lr_finds,run.model_info = info['target_sensitivity'],info['lr_finds'],info
+        run.target_sensitivity,run.lr_finds,run.model_info,run.validation = info['target_sensitivity'],info['lr_finds'],info,info.get('validation')
         run.history = pd.DataFrame(info['history']) if info['history'] else None
     learn.model.eval()
     return set_speedups(set_bars(learn))
