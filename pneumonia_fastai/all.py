@@ -19,9 +19,10 @@ from .metrics import *
 from .callbacks import *
 from .distributed import *
 from .learner import *
+from .share import *
 from .explain import *
 from .report import *
-from .share import *
+from .train import *
 from .cli import *
 from .experiments import *
 from .app import *

@@ -8,6 +8,7 @@ Docs: https://pneumonia-fastai.github.io/pneumonia_fastai/assemble.html.md"""
 from __future__ import annotations
 import os, re, json, shutil, socket, hashlib, warnings, tempfile
 from pathlib import Path
+from typing import Literal
 import numpy as np, pandas as pd
 from PIL import Image
 from fastcore.all import *
@@ -180,22 +181,22 @@ def _unused(keep_test, test_pct, link, size, csv, columns):
     if csv is None and columns is not None: warnings.warn('columns is not used without a metadata CSV (csv=, CLI: --csv)')
 
 # %% ../nbs/04_assemble.ipynb #1dfefbd1
-def assemble(src, # Download or folder tree to read (never modified); with `csv`, the image root
+def assemble(src, # Download or folder tree to read (never modified); with csv, the folder of the images
              dest, # Folder to create with train/valid/test/<CLASS>/
              valid_pct:float=0.2, # Share of each class's images for validation
-             test_pct:float=None, # Share of each class's images for test (default 0.1), when there is no official test split (or `official_test=False`)
-             seed:int=default_seed, # Seed for the patient split and balancing
-             balance:str='none', # 'none' or 'undersample' (the majority classes of the train split only)
-             classes:int=2, # 2: NORMAL/PNEUMONIA as in the folders; 3: NORMAL/BACTERIA/VIRUS from the file names (or the CSV's `subtype`)
-             link:str=None, # How files are placed: 'symlink' (default), 'hardlink' or 'copy'; not used with `size`
-             size:int=None, # Write resized grayscale JPEG copies, shorter side `size`, instead of linking
-             official_test:bool=True, # Keep an official `test/` folder (or the CSV's test split) as the test split
-             force:bool=False, # Replace a different earlier assembly at `dest`
-             patient_pats:list=None, # Regexes for the patient in file names; default `patient_patterns`
-             n_workers:int=None, # Threads to check and resize images; default the number of CPUs
+             test_pct:float=None, # Share of each class's images for test when there is no official test split (or with official_test off); None is 0.1
+             seed:int=default_seed, # Seed for the patient split and the balancing
+             balance:Literal['none','undersample']='none', # 'undersample' cuts the larger classes of the training split to the size of the smallest
+             classes:Literal[2,3]=2, # 2: NORMAL/PNEUMONIA as in the folders; 3: NORMAL/BACTERIA/VIRUS from the file names (or the CSV's subtype)
+             link:Literal['symlink','hardlink','copy']=None, # How the files are placed: 'symlink' (None), 'hardlink' or 'copy'; not used with size
+             size:int=None, # Write resized grayscale JPEG copies with this shorter side instead of linking the originals
+             official_test:bool=True, # Keep an official test/ folder (or the CSV's test split) as the test split
+             force:bool=False, # Replace a different earlier assembly at dest
+             patient_pats:list=None, # Regexes whose first group is the patient in a file name, e.g. '^(p\\d+)_'; None: the Kermany patterns (`patient_patterns`)
+             n_workers:int=None, # Threads checking and resizing images; None: the number of CPUs
              quiet:bool=False, # Don't print the summary
-             csv=None, # Metadata CSV listing files and labels, instead of class folders
-             columns:dict|str=None, # With `csv`: our fields to its columns (see `scan_csv`), e.g. `coronahack_columns`
+             csv=None, # Metadata CSV of file names and labels, instead of class folders (src is then the image folder), e.g. Chest_xray_Corona_Metadata.csv
+             columns:dict|str=None, # With csv: our fields to its columns (see `scan_csv`), 'coronahack' or FIELD=COLUMN pairs such as 'file=X_ray_image_name,label=Label'; None: detected
             ) -> pd.DataFrame:
     "Assemble `src` into `dest/{train,valid,test}/<CLASS>/` split by patient; returns the manifest"
     patient_pats = _check_args(valid_pct, test_pct, balance, classes, link, size, patient_pats)

@@ -10,210 +10,86 @@ import warnings
 # fastai's import warns that `torch.jit.script` is deprecated, noise for a user of the command: ignored while importing only
 warnings.filterwarnings('ignore', message=r'.*torch\.jit\.script.*deprecated')
 _jit_filter = warnings.filters[0]
-import sys, json, time, shutil, hashlib, argparse, platform, traceback
+import sys, types, typing, inspect, argparse, traceback
 from pathlib import Path
-import pandas as pd, torch
+import pandas as pd
 from fastcore.all import *
-from fastai.vision.all import set_seed, defaults, default_device, rank_distrib, num_distrib, distrib_barrier
+from fastcore.docments import docments
 from .core import XrayError
 from .assemble import assemble
-from .phantom import make_phantoms
-from .dataloaders import xray_dls
-from .learner import xray_learner, fine_tune_xray, weights_env
-from .distributed import distributed, distrib, solo
-from .callbacks import read_checkpoint
-from .report import evaluate, plot_history, plot_lr_finds
-from .share import load_xray_learner, predict_files, save_xray_model, export_weights
-from .metrics import choose_threshold, diagnostic_metrics
+from .share import load_xray_learner, predict_files, export_weights
+from .report import evaluate
+from .train import train_xray, run_pipeline, run_demo, train_defaults, demo_defaults, _line, _is_assembled
 warnings.filters.remove(_jit_filter) # a user's filters stay as they were (an ignored warning leaves no trace to clean up)
 
 # %% auto #0
-__all__ = ['demo_defaults', 'train_defaults', 'train_xray', 'run_pipeline', 'run_demo', 'xray_parser', 'main']
+__all__ = ['add_options', 'xray_parser', 'main']
 
-# %% ../nbs/14_cli.ipynb #d6cd3607
-def train_defaults(gpu:bool=None, # Defaults for a GPU; default: whether there is one
-                  ) -> dict:
-    "Default training settings for this machine"
-    if ifnone(gpu, torch.cuda.is_available()): return dict(arch='mobilenet_v2', size=224, bs=64, freeze_epochs=1, epochs=6, target_sensitivity=0.97)
-    return dict(arch='mobilenet_v2', size=160, bs=32, freeze_epochs=1, epochs=4, target_sensitivity=0.97)
+# %% ../nbs/14_cli.ipynb #67811a4b
+_flags = dict(patient_pats='--patient-pattern', n_workers='--workers') # options not named after their parameter
 
-# %% ../nbs/14_cli.ipynb #5d968d69
-def _digest(model):
-    "Short hash of a model's weights, to compare processes"
-    h = hashlib.sha256()
-    for k,v in model.state_dict().items(): h.update(k.encode()); h.update(v.detach().float().cpu().numpy().tobytes())
-    return h.hexdigest()[:12]
+def _anno(f, a):
+    "The annotation `a` of a parameter of `f`, evaluated if it is a string; `X` for `X|None`"
+    if isinstance(a, str):
+        try: a = eval(a, f.__globals__)
+        except Exception: return str
+    if a is inspect.Parameter.empty: return str
+    if typing.get_origin(a) in (typing.Union, types.UnionType): return first(o for o in typing.get_args(a) if o is not type(None))
+    return a
 
-def _write_run(learn, hist, cfg, data, out, export_pickle):
-    "Write what a training run leaves in `out`; returns the validation metrics"
-    out.mkdir(parents=True, exist_ok=True)
-    hist.to_csv(out/'history.csv', index=False)
-    plot_history(hist, out/'training_curves.png')
-    if learn.xray_run.lr_finds: plot_lr_finds(learn.xray_run.lr_finds, out/'lr_find.png')
-    save_xray_model(learn, out)
-    if export_pickle: learn.export(out/'model.pkl')
-    (out/'config.json').write_text(json.dumps(cfg, indent=1))
-    return evaluate(learn, Path(data)/'valid', out/'valid', n_gradcam=0, html=False)
+def add_options(p:argparse.ArgumentParser, # Parser (or sub-parser) to add to
+                f, # Function whose parameters become arguments
+                only:list=None, # Only these parameters; default all but `*args` and `**kwargs`
+                skip:list=(), # Parameters left out
+                positional:list=(), # Parameters that are positional arguments
+                required:list=(), # Parameters that are required options
+                defaults:dict=None, # Defaults that replace the signature's, e.g. `train_defaults()`
+                rename:dict=None, # Parameter -> the name of its option, where the command calls it otherwise
+               ) -> argparse.ArgumentParser:
+    "Add an argument to `p` for each parameter of `f`, with the parameter's default, type (choices for a `Literal`) and docment as help"
+    defaults,rename = ifnone(defaults, {}),ifnone(rename, {})
+    for k,d in docments(f, full=True).items():
+        if k=='return' or k in skip or (only is not None and k not in only) or d['kind'] in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD): continue
+        name,a = rename.get(k, k),_anno(f, d['anno'])
+        doc = (d['docment'] or '').replace('`', '').replace('%', '%%')
+        if k in positional:
+            p.add_argument(name, help=doc)
+            continue
+        default = defaults.get(k, None if d['default'] is inspect.Parameter.empty else d['default'])
+        flag = _flags.get(k, f'--{name}'.replace('_', '-'))
+        if a is bool:
+            if default: flag,doc = f'--no-{name}'.replace('_', '-'),f"don't: {doc[:1].lower()}{doc[1:]}"
+            p.add_argument(flag, dest=name, action='store_false' if default else 'store_true', help=doc)
+            continue
+        kw = dict(dest=name, default=default, help=doc)
+        if typing.get_origin(a) is typing.Literal: kw.update(choices=list(typing.get_args(a)), type=type(typing.get_args(a)[0]))
+        elif a is list: kw.update(action='append', default=None)
+        elif a in (int, float): kw.update(type=a)
+        if k in required: kw.update(required=True)
+        elif default is not None: kw['help'] += ' (default: %(default)s)'
+        p.add_argument(flag, **kw)
+    return p
 
-def _unfinished(ck):
-    f = ck/'checkpoint.json'
-    if not f.exists(): return
-    try: st = json.loads(f.read_text()); done = f"{st['epochs_done']} of {sum(st['options']['stages'].values())} epochs done"
-    except (ValueError, KeyError): done = 'unreadable checkpoint'
-    raise XrayError(f'{ck.parent} holds an unfinished training ({done}); pass --resume (resume=True) to continue it, or choose another --out')
+# %% ../nbs/14_cli.ipynb #7d3bd1df
+def _kw(a, f, but=()):
+    "The arguments in `a` that are parameters of `f`"
+    ps = inspect.signature(f).parameters
+    return {k:v for k,v in vars(a).items() if k in ps and k not in but}
 
-# %% ../nbs/14_cli.ipynb #80b64bc9
-def train_xray(data, # Assembled dataset (train/ and valid/)
-               out, # Folder for the model, history, plots and validation metrics
-               arch:str=None, # torchvision architecture; default `train_defaults()`
-               weights:str='auto', # 'auto', 'imagenet', a state-dict file, or None/'none'
-               size:int=None, # Image size; default `train_defaults()`
-               bs:int=None, # Batch size (per process under `accelerate launch`); default `train_defaults()`
-               freeze_epochs:int=None, # Epochs with the body frozen; default `train_defaults()`
-               epochs:int=None, # Epochs with all layers training; default `train_defaults()`
-               lr:float=None, # Learning rate; None runs lr_find
-               seed:int=42, # Seed for data order and initialisation
-               target_sensitivity:float=None, # Set the threshold on validation for this sensitivity; default `train_defaults()`, 0 keeps 0.5
-               resume:bool=False, # Continue from the checkpoint in `out/checkpoints`
-               export_pickle:bool=False, # Also write fastai's pickled `model.pkl` (loading it can run code: share `model.pth` instead)
-               cbs=None, # More callbacks for the `Learner`
-              ):
-    "Train on `data` with `fine_tune_xray`; writes `model.pth` + `model.json`, `history.csv`, plots and `valid/metrics.json` to `out`"
-    d = train_defaults()
-    arch,size,bs,freeze_epochs,epochs,target_sensitivity = (ifnone(v, d[k]) for k,v in dict(arch=arch, size=size, bs=bs,
-        freeze_epochs=freeze_epochs, epochs=epochs, target_sensitivity=target_sensitivity).items())
-    out = Path(out).absolute()
-    rank,say = rank_distrib(),(print if not rank_distrib() else noop)
-    opts = dict(data=str(Path(data).absolute()), arch=arch, weights=None if weights is None else str(weights), size=size, bs=bs,
-                seed=seed, target_sensitivity=target_sensitivity, processes=max(1, num_distrib()))
-    ck = out/'checkpoints'
-    if resume: read_checkpoint(ck, opts) # fail now, not after loading data and weights
-    else: _unfinished(ck)
-    cfg = dict(opts, freeze_epochs=freeze_epochs, epochs=epochs, lr=lr, device=str(default_device()), torch=torch.__version__, python=platform.python_version())
-    set_seed(seed, reproducible=True)
-    dls = xray_dls(data, size=size, bs=bs, seed=seed)
-    learn = xray_learner(dls, arch, weights=weights, seed=seed, path=out, cbs=cbs)
-    run,rule = learn.xray_run,learn.loss_func
-    say(f'{"resuming" if resume else "training"} {arch} ({"pretrained: "+str(run.weights_file) if run.pretrained else "from scratch"}) on {len(dls.train_ds)} images, '
-        f'validating on {len(dls.valid_ds)}, {size}px, bs {dls.train.bs}, on {"GPU" if torch.cuda.is_available() else "CPU"}'
-        + (f', {num_distrib()} processes' if distributed() else ''), flush=True)
-    try: hist = fine_tune_xray(learn, freeze_epochs, epochs, lr, checkpoints=ck, resume=resume, options=opts)
-    except torch.cuda.OutOfMemoryError:
-        raise XrayError(f'out of GPU memory training {arch} at {size}px with batch size {bs}; train again with a smaller --bs '
-                        f'(e.g. --bs {max(1, bs//2)}) or --size') from None
-    cfg['train_seconds'] = round(float(hist.seconds.sum()), 1)
-    cfg['lrs'] = dict(zip(hist.phase, hist.lr))
-    if fb := {p:v['fallback'] for p,v in run.lr_finds.items() if 'fallback' in v}: cfg['lr_find_fallbacks'] = fb
-    with distrib(learn): probs,targs = learn.get_preds(dl=learn.dls.valid) # under a launcher, each process a shard, gathered on all
-    if target_sensitivity:
-        rule.threshold = choose_threshold(probs, targs, learn.dls.vocab, target_sensitivity)
-        say(f'threshold {rule.threshold:.3f}: the highest with validation sensitivity >= {target_sensitivity}', flush=True)
-    run.target_sensitivity = target_sensitivity or None
-    cfg['threshold'] = rule.threshold
-    m = diagnostic_metrics(probs, targs, learn.dls.vocab, rule.threshold)
-    if not rank:
-        with solo(): m = _write_run(learn, hist, cfg, data, out, export_pickle)
-        shutil.rmtree(ck, ignore_errors=True) # finished: nothing to resume
-    if distributed():
-        print(f'rank {rank}: validation {_line(m)} threshold {rule.threshold:.4f} weights {_digest(learn.model)}', flush=True)
-        distrib_barrier()
-    say(f"validation: {_line(m)}; model saved to {out/'model.pth'} (+ model.json)", flush=True)
-    return learn
-
-# %% ../nbs/14_cli.ipynb #963a2d64
-def _line(m):
-    f = lambda k: 'n/a' if m.get(k) is None else f'{m[k]:.3f}'
-    return ' '.join(f'{k} {f(k)}' for k in ('accuracy','sensitivity','specificity','auc')) + f" (n={m['n']})"
-
-def _is_assembled(p): return (Path(p)/'assembly.json').exists() or all((Path(p)/s).is_dir() for s in ('train','valid','test'))
-
-@delegates(train_xray, but=['data','out'])
-def run_pipeline(src, # Download (e.g. the Kaggle chest_xray/ folder), class-folder tree, or an assembled dataset
-                 out, # Folder for everything: data/, model, plots, report/
-                 valid_pct:float=0.2, # Share of each class for validation
-                 test_pct:float=None, # Share of each class for test when there is no official test split (default 0.1)
-                 balance:str='none', # 'none' or 'undersample'
-                 official_test:bool=True, # Keep an official test/ folder as the test split
-                 force:bool=False, # Replace a different earlier assembly in out/data
-                 csv=None, # Metadata CSV of file names and labels; `src` is then the image folder
-                 columns=None, # With `csv`: our fields to its columns, e.g. 'coronahack' or 'file=NAME,label=NAME'
-                 patient_pats:list=None, # Regexes for the patient in file names; default `patient_patterns`
-                 **kwargs) -> dict:
-    "Assemble `src` → train → evaluate on the test split → report in `out/report`; returns the test metrics"
-    out = Path(out)
-    if _is_assembled(src): data = Path(src)
-    else:
-        data = out/'data'
-        assemble(src, data, valid_pct=valid_pct, test_pct=test_pct, seed=kwargs.get('seed', 42), balance=balance,
-                 official_test=official_test, force=force, csv=csv, columns=columns, patient_pats=patient_pats)
-    learn = train_xray(data, out, **kwargs)
-    if rank_distrib(): return # under `accelerate launch`, rank 0 evaluates
-    with solo(): m = evaluate(learn, data/'test', out/'report')
-    print(f"test: {_line(m)}")
-    print(f"Report: {out/'report'} (report.html, metrics.json, confusion_matrix.png, roc_curve.png, gradcam.png, top_losses.png, training_curves.png, lr_find.png)")
-    return m
-
-# %% ../nbs/14_cli.ipynb #9c8ba321
-demo_defaults = dict(arch='resnet18', weights=None, size=64, bs=32, freeze_epochs=1, epochs=4, lr=3e-3, target_sensitivity=0)
-
-@delegates(train_xray, but=['data','out'])
-def run_demo(out, # Folder for the phantoms and the results
-             n_normal:int=200, # Phantom NORMAL images
-             n_pneumonia:int=400, # Phantom PNEUMONIA images
-             seed:int=42, # Seed for the phantoms and the training
-             **kwargs) -> dict:
-    "`run_pipeline` on freshly made phantom X-rays"
-    out = Path(out)
-    src = make_phantoms(out/'phantoms', n_normal=n_normal, n_pneumonia=n_pneumonia, seed=seed)
-    print(f'made {n_normal+n_pneumonia} phantom X-rays in {src}')
-    return run_pipeline(src, out, seed=seed, force=True, **{**demo_defaults, **kwargs})
-
-# %% ../nbs/14_cli.ipynb #7fa58167
-def _weights(s): return None if s is None or s.lower()=='none' else s
-
-def _add_train_args(p, d=None):
-    d = {**train_defaults(), 'weights':'auto', **(d or {})}
-    p.add_argument('--arch', default=d['arch'], help='torchvision architecture, e.g. mobilenet_v2, resnet18, resnet34 (default here %(default)s)')
-    p.add_argument('--weights', default=d['weights'] or 'none', help=f"'auto' (${weights_env}, else torchvision's ImageNet weights, else none), 'imagenet', a local .pth state-dict file, or 'none' (default %(default)s)")
-    p.add_argument('--size', type=int, default=d['size'], help='image size in pixels (default here %(default)s)')
-    p.add_argument('--bs', type=int, default=d['bs'], help='batch size (default here %(default)s)')
-    p.add_argument('--freeze-epochs', type=int, default=d['freeze_epochs'], help='epochs training the head only (default %(default)s)')
-    p.add_argument('--epochs', type=int, default=d['epochs'], help='epochs training all layers (default here %(default)s)')
-    p.add_argument('--lr', type=float, default=d.get('lr'), help='peak learning rate (default: %(default)s; None runs lr_find)')
-    p.add_argument('--target-sensitivity', type=float, default=d['target_sensitivity'], help='set the decision threshold on validation for this sensitivity; 0 keeps 0.5 (default %(default)s)')
-    p.add_argument('--seed', type=int, default=42, help='random seed (default %(default)s)')
-    p.add_argument('--resume', action='store_true', help='continue an interrupted training from OUT/checkpoints (same options)')
-    p.add_argument('--export-pickle', action='store_true', help="also write fastai's pickled model.pkl (loading a pickle can run code: share model.pth + model.json)")
-
-def _add_assemble_args(p):
-    p.add_argument('--valid-pct', type=float, default=0.2, help='share of each class for validation (default %(default)s)')
-    p.add_argument('--test-pct', type=float, default=None, help='share of each class for test when there is no official test/ (default 0.1)')
-    p.add_argument('--balance', choices=['none','undersample'], default='none', help='undersample the majority class of the train split (default %(default)s)')
-    p.add_argument('--no-official-test', dest='official_test', action='store_false', help='re-split the official test/ folder too')
-    p.add_argument('--force', action='store_true', help='replace a different earlier assembly at the destination')
-    p.add_argument('--csv', default=None, help='metadata CSV of file names and labels (SRC is then the image folder), e.g. Chest_xray_Corona_Metadata.csv')
-    p.add_argument('--columns', default=None, help="with --csv: 'coronahack' or FIELD=COLUMN pairs, e.g. 'file=X_ray_image_name,label=Label,split=Dataset_type,subtype=Label_1_Virus_category' (default: detected)")
-    p.add_argument('--patient-pattern', dest='patient_pats', action='append', default=None, metavar='REGEX', help="regex whose first group is the patient in a file name, e.g. '^(p\\d+)_' (repeatable; default: the Kermany patterns)")
-
-def _train_kw(a): return dict(arch=a.arch, weights=_weights(a.weights), size=a.size, bs=a.bs, freeze_epochs=a.freeze_epochs, epochs=a.epochs, lr=a.lr, seed=a.seed, target_sensitivity=a.target_sensitivity,
-                             resume=a.resume, export_pickle=a.export_pickle)
-def _asm_kw(a): return dict(valid_pct=a.valid_pct, test_pct=a.test_pct, balance=a.balance, official_test=a.official_test, force=a.force,
-                            csv=a.csv, columns=a.columns, patient_pats=a.patient_pats)
-
-# %% ../nbs/14_cli.ipynb #4b2c6eb3
-def _cmd_assemble(a):
-    assemble(a.src, a.dest, seed=a.seed, classes=a.classes, link=a.link, size=a.size, n_workers=a.workers, **_asm_kw(a))
+def _cmd_assemble(a): assemble(**_kw(a, assemble))
+def _cmd_train(a): train_xray(**_kw(a, train_xray))
+def _cmd_run(a): run_pipeline(**_kw(a, run_pipeline))
+def _cmd_demo(a): run_demo(**_kw(a, run_demo))
 
 def _cmd_evaluate(a):
     learn = load_xray_learner(a.model, trust_pickle=a.trust_pickle)
     data = Path(a.data)
-    test = data/'test' if _is_assembled(data) else data
-    m = evaluate(learn, test, a.out, threshold=a.threshold)
+    m = evaluate(learn, data/'test' if _is_assembled(data) else data, **_kw(a, evaluate))
     print(f'{_line(m)}\nReport: {a.out}')
 
 def _cmd_predict(a):
     learn = load_xray_learner(a.model, trust_pickle=a.trust_pickle)
-    df = predict_files(learn, a.images, threshold=a.threshold)
+    df = predict_files(learn, a.images, **_kw(a, predict_files))
     for r in df.itertuples():
         if pd.isna(r.error): print(f'{r.file},{r.label},{r.probability:.4f}')
         else: print(f'pneumonia-fastai predict: {r.file}: {r.error}', file=sys.stderr)
@@ -225,59 +101,42 @@ def _cmd_export(a):
 
 def _cmd_app(a):
     from pneumonia_fastai.app import launch_app
-    launch_app(load_xray_learner(a.model, trust_pickle=a.trust_pickle), host=a.host, port=a.port, threshold=a.threshold, max_mb=a.max_mb, max_pixels=a.max_pixels)
+    launch_app(load_xray_learner(a.model, trust_pickle=a.trust_pickle), **_kw(a, launch_app, but=['model']))
 
-def _cmd_train(a): train_xray(a.data, a.out, **_train_kw(a))
-def _cmd_run(a): run_pipeline(a.src, a.out, **_asm_kw(a), **_train_kw(a))
-def _cmd_demo(a): run_demo(a.out, n_normal=a.n_normal, n_pneumonia=a.n_pneumonia, **_train_kw(a))
-
-# %% ../nbs/14_cli.ipynb #6362ba67
-def _add_trust(p): p.add_argument('--trust-pickle', action='store_true', help='allow loading a pickled model.pkl, which can run arbitrary code: only for files you trust')
+# %% ../nbs/14_cli.ipynb #533bc15e
+_model_help = 'model.pth or model.json written by train, or their folder (a pickled .pkl only with --trust-pickle)'
+def _trust(s): return add_options(s, load_xray_learner, only=['trust_pickle'])
 
 def xray_parser() -> argparse.ArgumentParser:
     "The `pneumonia-fastai` argument parser"
+    from pneumonia_fastai.app import launch_app
     p = argparse.ArgumentParser(prog='pneumonia-fastai', description='Transfer learning on chest X-rays with fastai.')
     sub = p.add_subparsers(dest='command', required=True, metavar='COMMAND')
-    s = sub.add_parser('assemble', help='make train/valid/test/<CLASS>/ folders split by patient', description='Assemble SRC (a Kaggle download, class folders of images or DICOM files, or with --csv an image folder described by a metadata CSV) into DEST/{train,valid,test}/<CLASS>/, split by patient. SRC is never modified.')
-    s.add_argument('src', help='download or folder tree to read'); s.add_argument('dest', help='folder to create')
-    _add_assemble_args(s)
-    s.add_argument('--seed', type=int, default=42, help='random seed (default %(default)s)')
-    s.add_argument('--classes', type=int, choices=[2,3], default=2, help='2: NORMAL/PNEUMONIA; 3: NORMAL/BACTERIA/VIRUS (default %(default)s)')
-    s.add_argument('--link', choices=['symlink','hardlink','copy'], default=None, help='how files are placed (default symlink; not used with --size)')
-    s.add_argument('--size', type=int, default=None, help='write resized grayscale JPEG copies with this shorter side instead of linking the originals')
-    s.add_argument('--workers', type=int, default=None, help='threads checking and resizing images (default: the number of CPUs)')
-    s.set_defaults(func=_cmd_assemble)
-    s = sub.add_parser('train', help='train a model on an assembled dataset', description='Train on DATA (made by assemble): lr_find, frozen fit_one_cycle, unfreeze, fit_one_cycle with discriminative rates.')
-    s.add_argument('data', help='assembled dataset'); s.add_argument('--out', required=True, help='output folder')
-    _add_train_args(s); s.set_defaults(func=_cmd_train)
-    s = sub.add_parser('evaluate', help='diagnostic metrics and plots on a test folder', description='Evaluate MODEL on DATA (an assembled dataset, whose test/ is used, or a folder of class folders).')
-    s.add_argument('model', help='model.pth or model.json written by train, or their folder (a pickled .pkl only with --trust-pickle)'); s.add_argument('data', help='assembled dataset or test folder')
-    s.add_argument('--out', required=True, help='report folder'); s.add_argument('--threshold', type=float, default=None, help='decision threshold (default: the model\'s)')
-    _add_trust(s)
-    s.set_defaults(func=_cmd_evaluate)
-    s = sub.add_parser('predict', help='label images', description='Print one line per image: file,label,probability. Unreadable files are reported on stderr (exit status 1); the rest are still predicted.')
-    s.add_argument('model', help='model.pth or model.json written by train, or their folder (a pickled .pkl only with --trust-pickle)'); s.add_argument('images', nargs='+', help='image files')
-    s.add_argument('--threshold', type=float, default=None, help="decision threshold (default: the model's)")
-    _add_trust(s); s.set_defaults(func=_cmd_predict)
-    s = sub.add_parser('export', help='convert a trusted model.pkl into the safe weights-only model.pth + model.json', description='Unpickle MODEL (a model.pkl from Learner.export; this runs any code it contains, so --trust-pickle is required) and write OUT/model.pth and OUT/model.json, which load without unpickling.')
+    def cmd(name, func, help, description): return sub.add_parser(name, help=help, description=description).set_defaults(func=func) or sub.choices[name]
+    s = cmd('assemble', _cmd_assemble, 'make train/valid/test/<CLASS>/ folders split by patient', 'Assemble SRC (a Kaggle download, class folders of images or DICOM files, or with --csv an image folder described by a metadata CSV) into DEST/{train,valid,test}/<CLASS>/, split by patient. SRC is never modified.')
+    add_options(s, assemble, positional=['src','dest'], skip=['quiet'])
+    s = cmd('train', _cmd_train, 'train a model on an assembled dataset', 'Train on DATA (made by assemble): lr_find, frozen fit_one_cycle, unfreeze, fit_one_cycle with discriminative rates; the decision threshold is set on validation.')
+    add_options(s, train_xray, positional=['data'], required=['out'], skip=['cbs'], defaults=train_defaults())
+    s = cmd('evaluate', _cmd_evaluate, 'diagnostic metrics and plots on a test folder', 'Evaluate MODEL on DATA (an assembled dataset, whose test/ is used, or a folder of class folders).')
+    s.add_argument('model', help=_model_help); s.add_argument('data', help='assembled dataset or test folder')
+    s.add_argument('--out', required=True, help='report folder')
+    add_options(s, evaluate, skip=['learn','test_path','out']); _trust(s)
+    s = cmd('predict', _cmd_predict, 'label images', 'Print one line per image: file,label,probability. Unreadable files are reported on stderr (exit status 1); the rest are still predicted.')
+    s.add_argument('model', help=_model_help); s.add_argument('images', nargs='+', help='image files')
+    add_options(s, predict_files, only=['threshold']); _trust(s)
+    s = cmd('export', _cmd_export, 'convert a trusted model.pkl into the safe weights-only model.pth + model.json', 'Unpickle MODEL (a model.pkl from Learner.export; this runs any code it contains, so --trust-pickle is required) and write OUT/model.pth and OUT/model.json, which load without unpickling.')
     s.add_argument('model', help='model.pkl to convert'); s.add_argument('out', help='folder for model.pth and model.json')
-    _add_trust(s); s.set_defaults(func=_cmd_export)
-    s = sub.add_parser('app', help='a web page to label uploaded X-rays, with Grad-CAM', description='Serve a Gradio page for MODEL: upload an X-ray, read NORMAL/PNEUMONIA with its probability and the Grad-CAM overlay. Needs the app extra: pip install "pneumonia-fastai[app]".')
-    s.add_argument('model', help='model.pth or model.json written by train, or their folder (a pickled .pkl only with --trust-pickle)')
-    s.add_argument('--host', default='127.0.0.1', help='address to bind; 127.0.0.1 keeps the app on this machine, 0.0.0.0 opens it to the network (default %(default)s)')
-    s.add_argument('--port', type=int, default=7860, help='port (default %(default)s)')
-    s.add_argument('--threshold', type=float, default=None, help="decision threshold (default: the model's)")
-    s.add_argument('--max-mb', type=float, default=20, help='largest upload in megabytes (default %(default)s)')
-    s.add_argument('--max-pixels', type=int, default=50_000_000, help='largest image in pixels (default %(default)s)')
-    _add_trust(s); s.set_defaults(func=_cmd_app)
-    s = sub.add_parser('run', help='the whole job: assemble, train, evaluate on the test split', description='Assemble SRC into OUT/data, train, evaluate on the test split and write OUT/report.')
-    s.add_argument('src', help='download, class-folder tree or assembled dataset'); s.add_argument('--out', required=True, help='output folder')
-    _add_assemble_args(s); _add_train_args(s); s.set_defaults(func=_cmd_run)
-    s = sub.add_parser('demo', help='the whole job on freshly made phantom X-rays', description='Make phantom X-rays in OUT/phantoms and run the whole job on them, offline, from scratch.')
-    s.add_argument('--out', default='demo_out', help='output folder (default %(default)s)')
-    s.add_argument('--n-normal', type=int, default=200, help='phantom NORMAL images (default %(default)s)')
-    s.add_argument('--n-pneumonia', type=int, default=400, help='phantom PNEUMONIA images (default %(default)s)')
-    _add_train_args(s, demo_defaults); s.set_defaults(func=_cmd_demo)
+    _trust(s)
+    s = cmd('app', _cmd_app, 'a web page to label uploaded X-rays, with Grad-CAM', 'Serve a Gradio page for MODEL: upload an X-ray, read NORMAL/PNEUMONIA with its probability and the Grad-CAM overlay. Needs the app extra: pip install "pneumonia-fastai[app]".')
+    s.add_argument('model', help=_model_help)
+    add_options(s, launch_app, skip=['model','block','quiet']); _trust(s)
+    s = cmd('run', _cmd_run, 'the whole job: assemble, train, evaluate on the test split', 'Assemble SRC into OUT/data (unless it is an assembled dataset), train, evaluate on the test split and write OUT/report. Takes every option of assemble (its --size as --assemble-size) and of train.')
+    add_options(s, run_pipeline, positional=['src'], required=['out'], only=['src','out'])
+    add_options(s, assemble, skip=['src','dest','seed','quiet'], rename=dict(size='assemble_size'))
+    add_options(s, train_xray, skip=['data','out','cbs'], defaults=train_defaults())
+    s = cmd('demo', _cmd_demo, 'the whole job on freshly made phantom X-rays', 'Make phantom X-rays in OUT/phantoms and run the whole job on them, offline, from scratch.')
+    add_options(s, run_demo, only=['out','n_normal','n_pneumonia'], defaults=dict(out='demo_out'))
+    add_options(s, train_xray, skip=['data','out','cbs'], defaults={**train_defaults(), **demo_defaults})
     return p
 
 # %% ../nbs/14_cli.ipynb #11c943ff

@@ -64,6 +64,6 @@ def test_train_under_accelerate_launch_two_cpu_processes(data, tmp_path):
     assert not (out/'checkpoints').exists()
     # the saved model is the one the processes agreed on
     from pneumonia_fastai.share import load_xray_learner
-    from pneumonia_fastai.cli import _digest
+    from pneumonia_fastai.train import _digest
     learn = load_xray_learner(out, cpu=True)
     assert f'weights {_digest(learn.model)}' in ranks['0']
