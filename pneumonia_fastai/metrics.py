@@ -235,7 +235,7 @@ def bootstrap_ci(probs, # Predicted probabilities, one column per class of `voca
         return [float(o) for o in np.percentile(v, q)] if len(v) else None
     return {k:ci(v) for k,v in _boot_metrics(y, score>=threshold, score, W).items()}
 
-# %% ../nbs/06_metrics.ipynb #9f34d8a0
+# %% ../nbs/06_metrics.ipynb #7c80d5c0
 def calibration(probs, # Predicted probabilities, one column per class of `vocab`
                 targs, # True class indices
                 vocab, # Class names
@@ -252,7 +252,7 @@ def calibration(probs, # Predicted probabilities, one column per class of `vocab
     return dict(ece=float((count*np.abs(frac-mean)).sum()/len(y)), brier=float(skm.brier_score_loss(y, score)), n_bins=n_bins,
                 frac_pos=frac.tolist(), mean_score=mean.tolist(), count=count.tolist())
 
-# %% ../nbs/06_metrics.ipynb #524ccdc4
+# %% ../nbs/06_metrics.ipynb #600f6454
 def tempered(probs, # Probabilities, one column per class
              temperature:float, # Divide the logits by this
             ) -> np.ndarray:
@@ -269,7 +269,7 @@ def fit_temperature(probs, # Validation probabilities, one column per class
     def nll(logt): return -log_softmax(lp/np.exp(logt), axis=1)[np.arange(len(targs)), targs].mean()
     return float(np.exp(minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.)), method='bounded').x))
 
-# %% ../nbs/06_metrics.ipynb #1a5b2f2d
+# %% ../nbs/06_metrics.ipynb #a3a32bda
 _names = dict(accuracy='accuracy', sensitivity='sensitivity', specificity='specificity', auc='AUC')
 
 def transfer_flags(sets:dict, # Set name -> metrics with `ci` (from `evaluate`), including `ref`

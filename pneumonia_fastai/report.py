@@ -88,7 +88,7 @@ def plot_roc(y, # True: positive (not NORMAL)
     ax.legend(loc='lower right'); ax.set_title(f"ROC (AUC {m['auc']:.3f})")
     return save_fig(fig, fname)
 
-# %% ../nbs/12_report.ipynb #d097f216
+# %% ../nbs/12_report.ipynb #3497ba60
 def plot_reliability(cals:dict, # Set name -> result of `calibration`
                      fname=None, # PNG to save
                     ):
@@ -196,7 +196,7 @@ def _data_section(test_path):
             body += f'<details{" open" if len(r)<=10 else ""}><summary>the {len(r)} files and why</summary>{_table(r, text=True)}</details>'
     return _section('data', 'Data', body)
 
-# %% ../nbs/12_report.ipynb #8bcb029a
+# %% ../nbs/12_report.ipynb #9e9f9d5f
 def _warnings(m):
     w = [f['warning'] for f in (m.get('transfer') or {}).values()]
     return ''.join(f'<div class="warn">⚠ {_esc(o)}</div>' for o in w)
