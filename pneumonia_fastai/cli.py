@@ -19,7 +19,7 @@ from .core import XrayError
 from .assemble import assemble
 from .share import load_xray_learner, predict_files, export_weights
 from .report import evaluate
-from .train import train_xray, run_pipeline, run_demo, train_defaults, demo_defaults, _line, _is_assembled
+from .train import train_xray, run_pipeline, run_demo, train_defaults, demo_defaults, say_transfer, _is_assembled
 warnings.filters.remove(_jit_filter) # a user's filters stay as they were (an ignored warning leaves no trace to clean up)
 
 # %% auto #0
@@ -85,7 +85,8 @@ def _cmd_evaluate(a):
     learn = load_xray_learner(a.model, trust_pickle=a.trust_pickle)
     data = Path(a.data)
     m = evaluate(learn, data/'test' if _is_assembled(data) else data, **_kw(a, evaluate))
-    print(f'{_line(m)}\nReport: {a.out}')
+    say_transfer(m)
+    print(f'Report: {a.out}')
 
 def _cmd_predict(a):
     learn = load_xray_learner(a.model, trust_pickle=a.trust_pickle)
@@ -120,7 +121,7 @@ def xray_parser() -> argparse.ArgumentParser:
     s = cmd('evaluate', _cmd_evaluate, 'diagnostic metrics and plots on a test folder', 'Evaluate MODEL on DATA (an assembled dataset, whose test/ is used, or a folder of class folders).')
     s.add_argument('model', help=_model_help); s.add_argument('data', help='assembled dataset or test folder')
     s.add_argument('--out', required=True, help='report folder')
-    add_options(s, evaluate, skip=['learn','test_path','out']); _trust(s)
+    add_options(s, evaluate, skip=['learn','test_path','out','test_name']); _trust(s)
     s = cmd('predict', _cmd_predict, 'label images', 'Print one line per image: file,label,probability. Unreadable files are reported on stderr (exit status 1); the rest are still predicted.')
     s.add_argument('model', help=_model_help); s.add_argument('images', nargs='+', help='image files')
     add_options(s, predict_files, only=['threshold']); _trust(s)
@@ -131,7 +132,7 @@ def xray_parser() -> argparse.ArgumentParser:
     s.add_argument('model', help=_model_help)
     add_options(s, launch_app, skip=['model','block','quiet']); _trust(s)
     s = cmd('run', _cmd_run, 'the whole job: assemble, train, evaluate on the test split', 'Assemble SRC into OUT/data (unless it is an assembled dataset), train, evaluate on the test split and write OUT/report. Takes every option of assemble (its --size as --assemble-size) and of train.')
-    add_options(s, run_pipeline, positional=['src'], required=['out'], only=['src','out'])
+    add_options(s, run_pipeline, positional=['src'], required=['out'], only=['src','out','external'])
     add_options(s, assemble, skip=['src','dest','seed','quiet'], rename=dict(size='assemble_size'))
     add_options(s, train_xray, skip=['data','out','cbs'], defaults=train_defaults())
     s = cmd('demo', _cmd_demo, 'the whole job on freshly made phantom X-rays', 'Make phantom X-rays in OUT/phantoms and run the whole job on them, offline, from scratch.')

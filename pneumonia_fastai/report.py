@@ -23,8 +23,8 @@ from .metrics import diagnostic_metrics, normal_idx, bootstrap_ci, pneumonia_sco
 from .explain import pick_to_explain, plot_gradcam
 
 # %% auto #0
-__all__ = ['plot_history', 'plot_lr_finds', 'plot_confusion', 'plot_roc', 'plot_reliability', 'report_html', 'evaluate',
-           'screenshot_html']
+__all__ = ['plot_history', 'plot_lr_finds', 'plot_confusion', 'plot_roc', 'plot_reliability', 'report_html', 'set_summary',
+           'evaluate', 'screenshot_html']
 
 # %% ../nbs/12_report.ipynb #271fb65c
 def plot_history(history:pd.DataFrame, # From `fine_tune_xray`
@@ -307,7 +307,8 @@ def _patients(files, test_path):
     root = Path(test_path).parent
     return [known.get(f.relative_to(root).as_posix(), patient_id(f)) if f.is_relative_to(root) else patient_id(f) for f in files]
 
-def _summary(m):
+def set_summary(m:dict, # Metrics of one set from `evaluate`
+               ) -> dict:
     "What a set contributes to the side-by-side table: counts, the headline metrics, their CIs and calibration"
     r = {k:m.get(k) for k in ('n','n_patients','accuracy','sensitivity','specificity','auc','threshold')}
     r['ci'],r['calibration'] = m.get('ci') or {},m.get('calibration')
@@ -332,7 +333,7 @@ def _validation(learn, rule, n_boot, by_patient):
     if learn.xray_run.validation: return learn.xray_run.validation
     items = getattr(learn.dls.valid, 'items', None)
     if items is None or not len(items) or not isinstance(items[0], Path): return
-    return _summary(_score(learn, Path(items[0]).parents[1], rule, n_boot, by_patient, files=list(items))[0])
+    return set_summary(_score(learn, Path(items[0]).parents[1], rule, n_boot, by_patient, files=list(items))[0])
 
 def evaluate(learn:Learner, # Trained learner (e.g. from `load_xray_learner`)
              test_path, # Folder with one subfolder per class
@@ -357,11 +358,11 @@ def evaluate(learn:Learner, # Trained learner (e.g. from `load_xray_learner`)
     vocab,thr = learn.dls.vocab,rule.threshold
     sets = {}
     if test_name!='validation' and (v := _validation(learn, rule, n_boot, by_patient)): sets['validation'] = v
-    sets[test_name] = _summary(m)
+    sets[test_name] = set_summary(m)
     if external: m['external'] = {}
     for p in external:
         me = _score(learn, p, rule, n_boot, by_patient)[0]
-        m['external'][str(p)],sets[str(p)] = me,_summary(me)
+        m['external'][str(p)],sets[str(p)] = me,set_summary(me)
     m['sets'],m['transfer'] = sets,transfer_flags(sets)
     (out/'metrics.json').write_text(json.dumps(m, indent=2))
     i = normal_idx(vocab)

@@ -15,22 +15,22 @@ from .core import XrayError, default_seed
 from .phantom import make_phantoms
 from .assemble import assemble
 from .dataloaders import xray_dls
-from .metrics import choose_threshold, diagnostic_metrics
+from .metrics import choose_threshold, diagnostic_metrics, fit_temperature, tempered
 from .callbacks import read_checkpoint
 from .distributed import distributed, distrib, solo
 from .learner import xray_learner, fine_tune_xray
 from .share import save_xray_model
-from .report import evaluate, plot_history, plot_lr_finds
+from .report import evaluate, plot_history, plot_lr_finds, set_summary
 
 # %% auto #0
-__all__ = ['demo_defaults', 'train_defaults', 'train_xray', 'run_pipeline', 'run_demo']
+__all__ = ['demo_defaults', 'train_defaults', 'train_xray', 'say_transfer', 'run_pipeline', 'run_demo']
 
 # %% ../nbs/13_train.ipynb #d6cd3607
 def train_defaults(gpu:bool=None, # Defaults for a GPU; default: whether there is one
                   ) -> dict:
     "Default training settings for this machine"
     if ifnone(gpu, torch.cuda.is_available()): return dict(arch='mobilenet_v2', size=224, bs=64, freeze_epochs=1, epochs=6, target_sensitivity=0.97)
-    return dict(arch='mobilenet_v2', size=160, bs=32, freeze_epochs=1, epochs=4, target_sensitivity=0.97)
+    return dict(arch='mobilenet_v2', size=128, bs=32, freeze_epochs=1, epochs=4, target_sensitivity=0.97)
 
 # %% ../nbs/13_train.ipynb #5d968d69
 def _digest(model):
@@ -45,10 +45,12 @@ def _write_run(learn, hist, cfg, data, out, export_pickle):
     hist.to_csv(out/'history.csv', index=False)
     plot_history(hist, out/'training_curves.png')
     if learn.xray_run.lr_finds: plot_lr_finds(learn.xray_run.lr_finds, out/'lr_find.png')
+    m = evaluate(learn, Path(data)/'valid', out/'valid', n_gradcam=0, html=False, test_name='validation')
+    learn.xray_run.validation = set_summary(m) # stored in model.json, shown beside every later test set
     save_xray_model(learn, out)
     if export_pickle: learn.export(out/'model.pkl')
     (out/'config.json').write_text(json.dumps(cfg, indent=1))
-    return evaluate(learn, Path(data)/'valid', out/'valid', n_gradcam=0, html=False)
+    return m
 
 def _unfinished(ck):
     f = ck/'checkpoint.json'
@@ -69,6 +71,7 @@ def train_xray(data, # Assembled dataset (made by assemble: train/ and valid/ fo
                lr:float=None, # Peak learning rate; None runs `lr_find` before each stage
                seed:int=default_seed, # Seed for the data order and the initialisation (and, in `run`, the assembly)
                target_sensitivity:float=None, # Set the decision threshold on validation for this sensitivity, 0 to keep 0.5; None takes `train_defaults()`'s
+               calibrate:bool=True, # Fit a temperature on validation (temperature scaling) so that the probabilities are better calibrated
                resume:bool=False, # Continue an interrupted training from out/checkpoints, with the same options
                export_pickle:bool=False, # Also write fastai's pickled model.pkl (loading a pickle can run code: share model.pth + model.json)
                cbs=None, # More callbacks for the `Learner`
@@ -81,7 +84,7 @@ def train_xray(data, # Assembled dataset (made by assemble: train/ and valid/ fo
     out = Path(out).absolute()
     rank,say = rank_distrib(),(print if not rank_distrib() else noop)
     opts = dict(data=str(Path(data).absolute()), arch=arch, weights=None if weights is None else str(weights), size=size, bs=bs,
-                seed=seed, target_sensitivity=target_sensitivity, processes=max(1, num_distrib()))
+                seed=seed, target_sensitivity=target_sensitivity, calibrate=calibrate, processes=max(1, num_distrib()))
     ck = out/'checkpoints'
     if resume: read_checkpoint(ck, opts) # fail now, not after loading data and weights
     else: _unfinished(ck)
@@ -101,11 +104,15 @@ def train_xray(data, # Assembled dataset (made by assemble: train/ and valid/ fo
     cfg['lrs'] = dict(zip(hist.phase, hist.lr))
     if fb := {p:v['fallback'] for p,v in run.lr_finds.items() if 'fallback' in v}: cfg['lr_find_fallbacks'] = fb
     with distrib(learn): probs,targs = learn.get_preds(dl=learn.dls.valid) # under a launcher, each process a shard, gathered on all
+    if calibrate:
+        rule.temperature = fit_temperature(probs, targs) # the probabilities came at temperature 1
+        probs = torch.as_tensor(tempered(probs, rule.temperature))
+        say(f'temperature {rule.temperature:.3f}: fitted on validation', flush=True)
     if target_sensitivity:
         rule.threshold = choose_threshold(probs, targs, learn.dls.vocab, target_sensitivity)
         say(f'threshold {rule.threshold:.3f}: the highest with validation sensitivity >= {target_sensitivity}', flush=True)
     run.target_sensitivity = target_sensitivity or None
-    cfg['threshold'] = rule.threshold
+    cfg['threshold'],cfg['temperature'] = rule.threshold,rule.temperature
     m = diagnostic_metrics(probs, targs, learn.dls.vocab, rule.threshold)
     if not rank:
         with solo(): m = _write_run(learn, hist, cfg, data, out, export_pickle)
@@ -121,6 +128,12 @@ def _line(m):
     f = lambda k: 'n/a' if m.get(k) is None else f'{m[k]:.3f}'
     return ' '.join(f'{k} {f(k)}' for k in ('accuracy','sensitivity','specificity','auc')) + f" (n={m['n']})"
 
+def say_transfer(m:dict, # Metrics from `evaluate` with `sets`
+                ):
+    "Print each set's line beside validation's, and the warnings of `transfer_flags`"
+    for k,v in (m.get('sets') or {}).items(): print(f'{k}: {_line(v)}')
+    for k,f in (m.get('transfer') or {}).items(): print(f"warning: {f['warning']}")
+
 def _is_assembled(p): return (Path(p)/'assembly.json').exists() or all((Path(p)/s).is_dir() for s in ('train','valid','test'))
 
 @delegates(train_xray, but=['data','out'])
@@ -128,6 +141,7 @@ def _is_assembled(p): return (Path(p)/'assembly.json').exists() or all((Path(p)/
 def run_pipeline(src, # Download (e.g. the Kaggle chest_xray/ folder), class-folder tree, or an assembled dataset
                  out, # Folder for everything: data/, the model, plots, report/
                  assemble_size:int=None, # `size` of `assemble` (`size` is the training's)
+                 external:list=None, # More labelled folders (other hospitals, other years) evaluated beside validation and the test split
                  **kwargs) -> dict:
     "Assemble `src` into `out/data` (with the options of `assemble`) → `train_xray` (with its options) → evaluate on the test split → report in `out/report`; returns the test metrics"
     out = Path(out)
@@ -138,9 +152,9 @@ def run_pipeline(src, # Download (e.g. the Kaggle chest_xray/ folder), class-fol
         assemble(src, data, size=assemble_size, seed=kwargs.get('seed', default_seed), **asm)
     learn = train_xray(data, out, **kwargs)
     if rank_distrib(): return # under `accelerate launch`, rank 0 evaluates
-    with solo(): m = evaluate(learn, data/'test', out/'report')
-    print(f"test: {_line(m)}")
-    print(f"Report: {out/'report'} (report.html, metrics.json, confusion_matrix.png, roc_curve.png, gradcam.png, top_losses.png, training_curves.png, lr_find.png)")
+    with solo(): m = evaluate(learn, data/'test', out/'report', external=external)
+    say_transfer(m)
+    print(f"Report: {out/'report'} (report.html, metrics.json, confusion_matrix.png, roc_curve.png, reliability.png, gradcam.png, top_losses.png, training_curves.png, lr_find.png)")
     return m
 
 # %% ../nbs/13_train.ipynb #9c8ba321
