@@ -6,13 +6,15 @@ Docs: https://pneumonia-fastai.github.io/pneumonia_fastai/experiments.html.md"""
 
 # %% ../nbs/15_experiments.ipynb #552ba341
 from __future__ import annotations
-import os, json, time, hashlib, shutil, tempfile
+import os, json, time, hashlib, tempfile
 import numpy as np, pandas as pd, torch
 from torch import nn
 import matplotlib.pyplot as plt
 from fastcore.all import *
 from fastai.vision.all import *
-from .core import XrayError, save_fig
+from .core import XrayError, default_seed, atomic_write, atomic_folder, save_fig
+from .image import get_xray_files
+from .assemble import cut_patients, undersample
 from .dataloaders import xray_dls, xray_tfms
 from .metrics import XrayLoss, xray_metrics, diagnostic_metrics
 from .learner import xray_learner, add_xray_run, fine_tune_xray, arch_builder
@@ -70,33 +72,28 @@ def exp_key(cfg:dict, seed:int) -> str:
 
 # %% ../nbs/15_experiments.ipynb #491f6dc9
 def undersampled(path, # Assembled dataset
-                 seed:int=42, # Seed for the choice of training images
+                 seed:int=default_seed, # Seed for the choice of training images
                 ) -> Path:
-    "A copy of `path` (symlinks) whose training split has as many images of each class as the smallest"
+    "A copy of `path` (symlinks) whose training split has as many images of each class as the smallest, chosen by `undersample`"
     path = Path(path).absolute()
     dest = path.parent/f'{path.name}-undersampled-{seed}'
     src_info = (path/'assembly.json').read_text() if (path/'assembly.json').exists() else str(path)
-    if dest.exists():
-        if (dest/'source.json').exists() and (dest/'source.json').read_text()==src_info: return dest
-        shutil.rmtree(dest)  # made from an earlier assembly at `path`: make it again
-    classes = sorted(d for d in (path/'train').iterdir() if d.is_dir())
-    files = {c.name: sorted(get_image_files(c)) for c in classes}
-    n = min(len(v) for v in files.values())
-    rng = np.random.RandomState(seed)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f'.{dest.name}-'))
-    for c,fs in files.items():
-        (tmp/'train'/c).mkdir(parents=True)
-        for i in sorted(rng.choice(len(fs), n, replace=False)): os.symlink(fs[i].resolve(), tmp/'train'/c/fs[i].name)
-    for s in ('valid','test'):
-        if (path/s).exists(): os.symlink(path/s, tmp/s)
-    (tmp/'source.json').write_text(src_info)
-    tmp.rename(dest)
+    if (dest/'source.json').exists() and (dest/'source.json').read_text()==src_info: return dest
+    df = pd.DataFrame(dict(file=sorted(get_xray_files(path/'train'))))
+    df['label'] = df.file.map(parent_label)
+    with atomic_folder(dest) as tmp: # made from an earlier assembly at `path`: made again
+        for f,c in df.loc[sorted(undersample(df, seed))].itertuples(index=False):
+            (tmp/'train'/c).mkdir(parents=True, exist_ok=True)
+            os.symlink(f.resolve(), tmp/'train'/c/f.name)
+        for s in ('valid','test'):
+            if (path/s).exists(): os.symlink(path/s, tmp/s)
+        (tmp/'source.json').write_text(src_info)
     return dest
 
 # %% ../nbs/15_experiments.ipynb #85e4c8da
 def exp_dls(path, # Assembled dataset
             cfg:dict, # Configuration (see `exp_config`)
-            seed:int=42, # Seed for shuffling
+            seed:int=default_seed, # Seed for shuffling
            ) -> DataLoaders:
     "`xray_dls` for configuration `cfg`: its size, batch size, augmentation strength and balancing"
     cfg = exp_config(cfg)
@@ -122,7 +119,7 @@ def exp_loss(cfg:dict, dls:DataLoaders):
 # %% ../nbs/15_experiments.ipynb #0bee1f05
 def exp_learner(dls:DataLoaders, # From `exp_dls`
                 cfg:dict, # Configuration (see `exp_config`)
-                seed:int=42, # Seed for the weights' initialisation
+                seed:int=default_seed, # Seed for the weights' initialisation
                 path=None, # Folder for the models `fine_tune_xray` keeps
                ) -> Learner:
     "Learner for configuration `cfg`: a `KerasCNN` or `xray_learner` on a torchvision architecture"
@@ -143,12 +140,10 @@ def _scores(learn, dl, prefix):
     return {f'{prefix}_{k}': m[k] for k in _keep}
 
 def _append(csv, row):
-    "Append `row` to `csv`, writing a new file and renaming it so that an interruption never truncates it"
+    "Append `row` to `csv` with `atomic_write`, so that an interruption never truncates it"
     df = pd.DataFrame([row])
     if csv.exists(): df = pd.concat([pd.read_csv(csv), df], ignore_index=True)
-    tmp = csv.parent/f'.{csv.name}.tmp'
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, csv)
+    atomic_write(csv, lambda f: df.to_csv(f, index=False))
 
 def _weights_label(wfile):
     return 'none (from scratch)' if wfile is None else Path(wfile).name
@@ -156,7 +151,7 @@ def _weights_label(wfile):
 # %% ../nbs/15_experiments.ipynb #ff891b36
 def run_experiment(path, # Assembled dataset with train/, valid/ and (for test metrics) test/
                    cfg:dict, # Configuration (see `exp_config`)
-                   seed:int=42, # Seed for shuffling and initialisation
+                   seed:int=default_seed, # Seed for shuffling and initialisation
                   ) -> dict:
     "Train configuration `cfg` on `path`; one row of results: configuration, weights, params, seconds, valid and test metrics"
     path,cfg = Path(path),exp_config(cfg)
@@ -181,7 +176,7 @@ def run_experiment(path, # Assembled dataset with train/, valid/ and (for test m
 def run_experiments(configs:list, # Configurations (dicts, see `exp_config`)
                     path, # Assembled dataset, the same for every run
                     csv, # Results file: one row per finished run, appended to
-                    seed:int=42, # The same seed for every run
+                    seed:int=default_seed, # The same seed for every run
                     skip_done:bool=True, # Skip configurations whose result (same config and seed) is in `csv`
                    ) -> pd.DataFrame:
     "Train each configuration on `path` with `seed`, appending one row per finished run to `csv`"
@@ -258,20 +253,15 @@ def subsample_patients(path, # Assembled dataset
     rng,keep = np.random.RandomState(seed),[]
     for (s,lbl),g in m.groupby(['split','label']):
         if s not in n: keep.append(g); continue
-        target = n[s]*len(g)/(m.split==s).sum()
-        pats = g.patient.drop_duplicates().sort_values().to_numpy()
-        sizes = g.groupby('patient').size()
-        order = pats[rng.permutation(len(pats))]
-        before = np.cumsum(sizes[order].to_numpy()) - sizes[order].to_numpy()
-        keep.append(g[g.patient.isin(order[before<target])])
+        part = cut_patients(g.groupby('patient').size(), [n[s]*len(g)/(m.split==s).sum()], rng)
+        keep.append(g[g.patient.isin(part.index[part==0])])
     sub = pd.concat(keep).sort_values('file').reset_index(drop=True)
-    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f'.{dest.name}-'))
-    for f in sub.file:
-        (tmp/f).parent.mkdir(parents=True, exist_ok=True)
-        os.symlink((path/f).resolve(), tmp/f)
-    sub.to_csv(tmp/'manifest.csv', index=False)
-    (tmp/'subsample.json').write_text(info)
-    tmp.rename(dest)
+    with atomic_folder(dest) as tmp:
+        for f in sub.file:
+            (tmp/f).parent.mkdir(parents=True, exist_ok=True)
+            os.symlink((path/f).resolve(), tmp/f)
+        sub.to_csv(tmp/'manifest.csv', index=False)
+        (tmp/'subsample.json').write_text(info)
     return sub
 
 # %% ../nbs/15_experiments.ipynb #5e3531c0
