@@ -215,7 +215,8 @@ def _resume(learn, path, st, stage):
 def fine_tune_xray(learn:Learner, # From `xray_learner`
                    freeze_epochs:int=1, # Epochs training the head only (pretrained models)
                    epochs:int=4, # Epochs training all layers (the default recipe, see `train_defaults`)
-                   lr:float=None, # Peak learning rate; None runs `lr_find` before each stage
+                   lr:float=None, # Peak learning rate; None runs `lr_find` (before the first stage, or before each with `lr_find_unfrozen`)
+                   lr_find_unfrozen:bool=False, # Run `lr_find` again before the unfrozen stage, instead of halving the frozen stage's rate as fastai's `fine_tune` does
                    lr_find_iters:int=None, # Iterations of each `lr_find`; default 2 epochs, between 40 and 100
                    show_plot:bool=None, # Show the lr_find plots; default in notebooks
                    checkpoints=None, # Folder for a checkpoint after every epoch; None: no checkpoints
@@ -223,10 +224,10 @@ def fine_tune_xray(learn:Learner, # From `xray_learner`
                    options:dict=None, # More settings saved with the checkpoint, which a resume must match
                    frozen_bn:bool=True, # Freeze the body's BatchNorm too in the frozen stage, so its forward pass needs no gradients (about 3× faster); False trains it, as fastai's `train_bn` does
                   ) -> pd.DataFrame:
-    "lr_find → frozen fit_one_cycle → unfreeze → lr_find → fit_one_cycle(slice(lr/100, lr)), keeping the best model"
+    "lr_find → frozen fit_one_cycle(lr) → unfreeze → fit_one_cycle(slice(lr/200, lr/2)) as fastai's `fine_tune`, keeping the best model"
     show_plot = ifnone(show_plot, in_notebook())
     stages = _stages(learn, freeze_epochs, epochs)
-    opts = dict(options or {}, stages=stages, lr=lr, lr_find_iters=lr_find_iters, frozen_bn=frozen_bn)
+    opts = dict(options or {}, stages=stages, lr=lr, lr_find_iters=lr_find_iters, frozen_bn=frozen_bn, lr_find_unfrozen=lr_find_unfrozen)
     if resume and checkpoints is None: raise XrayError('resume=True needs the `checkpoints` folder to resume from')
     init_distrib()
     st = read_checkpoint(checkpoints, opts) if resume else dict(options=opts, done={s:0 for s in stages}, lrs={}, best={}, rows=[], lr_finds={})
@@ -248,7 +249,8 @@ def fine_tune_xray(learn:Learner, # From `xray_learner`
                 step = 'lr_find'
                 prev = [v for k,v in st['lrs'].items() if k!=stage]
                 again = failed.get('error') if failed.get('stage')==stage and failed.get('step')=='lr_find' else None
-                st['lrs'][stage] = lr or _lr_find(learn, stage, lr_find_iters, show_plot, prev=prev[-1] if prev else None, failed=again)
+                if lr or not prev or lr_find_unfrozen: st['lrs'][stage] = lr or _lr_find(learn, stage, lr_find_iters, show_plot, prev=prev[-1] if prev else None, failed=again)
+                else: st['lrs'][stage] = prev[-1]/2 # fastai's fine_tune: base_lr/2 once unfrozen
                 st['lr_finds'] = run.lr_finds
             step,top = 'fit',st['lrs'][stage]
             st['best'][stage] = _fit(learn, stage, stages[stage], slice(top/100, top) if len(stages)==2 and stage=='unfrozen' else top, st, ckpt)

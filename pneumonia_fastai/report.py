@@ -19,12 +19,12 @@ from .scan import patient_id
 from .assemble import assembly_summary
 from .image import get_xray_files
 from .dataloaders import xray_size
-from .metrics import diagnostic_metrics, normal_idx, bootstrap_ci, pneumonia_score, decision_rule, deciding_with, calibration, transfer_flags
+from .metrics import diagnostic_metrics, normal_idx, bootstrap_ci, pneumonia_score, decision_rule, deciding_with, calibration, transfer_flags, predicted_classes
 from .explain import pick_to_explain, plot_gradcam
 
 # %% auto #0
-__all__ = ['plot_history', 'plot_lr_finds', 'plot_confusion', 'plot_roc', 'plot_reliability', 'report_html', 'set_summary',
-           'evaluate', 'screenshot_html']
+__all__ = ['plot_history', 'plot_lr_finds', 'plot_confusion', 'plot_roc', 'plot_reliability', 'report_html', 'predictions_table',
+           'set_summary', 'evaluate', 'screenshot_html']
 
 # %% ../nbs/12_report.ipynb #271fb65c
 def plot_history(history:pd.DataFrame, # From `fine_tune_xray`
@@ -250,7 +250,7 @@ def report_html(m:dict, # Metrics from `evaluate` (with `ci`)
     rows = ''.join(f'<tr><td>{v}</td><td>{_fmt(m.get(k))}</td><td>{cis(k)}</td></tr>' for k,v in names.items() if k in m)
     c = m['confusion']
     by = {'patient':'resampling patients', 'image':'resampling images'}.get(boot.get('by'), '')
-    body = (f'<p class="note">Positive: any pneumonia; negative: NORMAL. {_esc(thr_note[0].upper()+thr_note[1:])}. '
+    body = (f'<p class="note">Positive: any pneumonia; negative: NORMAL. {_esc(thr_note[0].upper()+thr_note[1:])}. The decision on every image: <a href="predictions.csv">predictions.csv</a>. '
             + (f'95% intervals from {boot.get("n_boot")} bootstrap resamples of the test set, {by}.' if ci else '') + '</p>'
             f'<div class="figs"><div><table><thead><tr><th>metric</th><th>value</th><th>95% CI</th></tr></thead><tbody>{rows}</tbody></table>'
             f'<p class="note">Pneumonias found {c["tp"]}, missed {c["fn"]}; normals cleared {c["tn"]}, flagged {c["fp"]}.</p></div>')
@@ -282,7 +282,7 @@ def report_html(m:dict, # Metrics from `evaluate` (with `ci`)
             f'<title>{_esc(title)}</title><style>{_css}</style></head><body>'
             f'<header><div class="wrap"><h1>{_esc(title)}</h1><div class="sub">{sub}</div><div class="cards">{cards}</div>{_warnings(m)}<nav>{nav}</nav></div></header>'
             f'<main class="wrap">{"".join(html_secs)}</main>'
-            f'<footer>pneumonia_fastai · metrics in <code>metrics.json</code> next to this file</footer></body></html>')
+            f'<footer>pneumonia_fastai · metrics in <code>metrics.json</code>, the decision on every image in <a href="predictions.csv">predictions.csv</a>, next to this file</footer></body></html>')
     fn = out/'report.html'
     fn.write_text(page, encoding='utf-8')
     return fn
@@ -307,6 +307,21 @@ def _patients(files, test_path):
     root = Path(test_path).parent
     return [known.get(f.relative_to(root).as_posix(), patient_id(f)) if f.is_relative_to(root) else patient_id(f) for f in files]
 
+def predictions_table(files, # Image files
+                      patients, # Patient of each file
+                      probs, # Predicted probabilities, one column per class of `vocab`
+                      targs, # True class indices
+                      vocab, # Class names
+                      threshold:float, # The decision threshold used
+                     ) -> pd.DataFrame:
+    "One row per image: file, patient, true and predicted label (by the decision rule), the probability of each class, the pneumonia score, the threshold, whether it is correct"
+    probs,targs = np.asarray(probs, dtype=np.float64),np.asarray(targs)
+    pred = predicted_classes(probs, vocab, threshold)
+    df = pd.DataFrame(dict(file=[str(f) for f in files], patient=list(patients), label=[vocab[t] for t in targs], predicted=[vocab[p] for p in pred]))
+    for j,v in enumerate(vocab): df[f'p_{v}'] = probs[:,j]
+    df['pneumonia_score'],df['threshold'],df['correct'] = pneumonia_score(probs, vocab),threshold,pred==targs
+    return df
+
 def set_summary(m:dict, # Metrics of one set from `evaluate`
                ) -> dict:
     "What a set contributes to the side-by-side table: counts, the headline metrics, their CIs and calibration"
@@ -326,6 +341,7 @@ def _score(learn, path, rule, n_boot, by_patient, files=None):
     m['ci'] = bootstrap_ci(probs, targs, vocab, thr, groups=pats if by_patient else None, n_boot=n_boot) if n_boot else {}
     m['bootstrap'] = dict(n_boot=n_boot, by='patient' if by_patient else 'image', level=0.95, seed=0)
     m['calibration'] = calibration(probs, targs, vocab)
+    m['predictions'] = predictions_table(files, pats, probs, targs, vocab, thr)
     return m,dl,probs,targs,losses
 
 def _validation(learn, rule, n_boot, by_patient):
@@ -364,6 +380,8 @@ def evaluate(learn:Learner, # Trained learner (e.g. from `load_xray_learner`)
         me = _score(learn, p, rule, n_boot, by_patient)[0]
         m['external'][str(p)],sets[str(p)] = me,set_summary(me)
     m['sets'],m['transfer'] = sets,transfer_flags(sets)
+    preds = pd.concat([m.pop('predictions').assign(set=test_name)] + [e.pop('predictions').assign(set=k) for k,e in m.get('external', {}).items()])
+    preds.to_csv(out/'predictions.csv', index=False) # the decisions behind every number, one row per image
     (out/'metrics.json').write_text(json.dumps(m, indent=2))
     i = normal_idx(vocab)
     plot_confusion(m, vocab, out/'confusion_matrix.png')

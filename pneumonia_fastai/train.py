@@ -15,7 +15,7 @@ from .core import XrayError, default_seed
 from .phantom import make_phantoms
 from .assemble import assemble
 from .dataloaders import xray_dls
-from .metrics import choose_threshold, diagnostic_metrics, fit_temperature, tempered
+from .metrics import choose_threshold, diagnostic_metrics, fit_temperature
 from .callbacks import read_checkpoint
 from .distributed import distributed, distrib, solo
 from .learner import xray_learner, fine_tune_xray
@@ -68,7 +68,8 @@ def train_xray(data, # Assembled dataset (made by assemble: train/ and valid/ fo
                bs:int=None, # Batch size (of each process under `accelerate launch`); None takes `train_defaults()`'s
                freeze_epochs:int=None, # Epochs training the head only (pretrained models); None takes `train_defaults()`'s
                epochs:int=None, # Epochs training all layers; None takes `train_defaults()`'s
-               lr:float=None, # Peak learning rate; None runs `lr_find` before each stage
+               lr:float=None, # Peak learning rate; None runs `lr_find` before the first stage (and the unfrozen stage takes half, as fastai's fine_tune)
+               lr_find_unfrozen:bool=False, # Run lr_find again before the unfrozen stage instead of halving the first stage's rate
                seed:int=default_seed, # Seed for the data order and the initialisation (and, in `run`, the assembly)
                target_sensitivity:float=None, # Set the decision threshold on validation for this sensitivity, 0 to keep 0.5; None takes `train_defaults()`'s
                calibrate:bool=True, # Fit a temperature on validation (temperature scaling) so that the probabilities are better calibrated
@@ -96,7 +97,7 @@ def train_xray(data, # Assembled dataset (made by assemble: train/ and valid/ fo
     say(f'{"resuming" if resume else "training"} {arch} ({"pretrained: "+str(run.weights_file) if run.pretrained else "from scratch"}) on {len(dls.train_ds)} images, '
         f'validating on {len(dls.valid_ds)}, {size}px, bs {dls.train.bs}, on {"GPU" if torch.cuda.is_available() else "CPU"}'
         + (f', {num_distrib()} processes' if distributed() else ''), flush=True)
-    try: hist = fine_tune_xray(learn, freeze_epochs, epochs, lr, checkpoints=ck, resume=resume, options=opts)
+    try: hist = fine_tune_xray(learn, freeze_epochs, epochs, lr, lr_find_unfrozen=lr_find_unfrozen, checkpoints=ck, resume=resume, options=opts)
     except torch.cuda.OutOfMemoryError:
         raise XrayError(f'out of GPU memory training {arch} at {size}px with batch size {bs}; train again with a smaller --bs '
                         f'(e.g. --bs {max(1, bs//2)}) or --size') from None
@@ -106,7 +107,7 @@ def train_xray(data, # Assembled dataset (made by assemble: train/ and valid/ fo
     with distrib(learn): probs,targs = learn.get_preds(dl=learn.dls.valid) # under a launcher, each process a shard, gathered on all
     if calibrate:
         rule.temperature = fit_temperature(probs, targs) # the probabilities came at temperature 1
-        probs = torch.as_tensor(tempered(probs, rule.temperature))
+        with distrib(learn): probs,targs = learn.get_preds(dl=learn.dls.valid) # as every later prediction will be made, to the last bit
         say(f'temperature {rule.temperature:.3f}: fitted on validation', flush=True)
     if target_sensitivity:
         rule.threshold = choose_threshold(probs, targs, learn.dls.vocab, target_sensitivity)
