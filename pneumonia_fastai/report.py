@@ -6,9 +6,8 @@ Docs: https://pneumonia-fastai.github.io/pneumonia_fastai/report.html.md"""
 
 # %% ../nbs/12_report.ipynb #023bbd32
 from __future__ import annotations
-import json, warnings, base64, html, shutil
-from concurrent.futures import ThreadPoolExecutor
-import numpy as np, pandas as pd, torch
+import json, base64, html
+import numpy as np, pandas as pd
 import matplotlib.pyplot as plt
 from sklearn.metrics import ConfusionMatrixDisplay, RocCurveDisplay
 from fastcore.all import *
@@ -24,7 +23,7 @@ from .explain import pick_to_explain, plot_gradcam
 
 # %% auto #0
 __all__ = ['plot_history', 'plot_lr_finds', 'plot_confusion', 'plot_roc', 'plot_reliability', 'report_html', 'predictions_table',
-           'set_summary', 'evaluate', 'screenshot_html']
+           'set_summary', 'evaluate']
 
 # %% ../nbs/12_report.ipynb #271fb65c
 def plot_history(history:pd.DataFrame, # From `fine_tune_xray`
@@ -400,41 +399,3 @@ def evaluate(learn:Learner, # Trained learner (e.g. from `load_xray_learner`)
         plot_gradcam(learn, picks, out/'gradcam.png')
     if html: report_html(m, out, learn, test_path)
     return m
-
-# %% ../nbs/12_report.ipynb #f96fa6f8
-def _browse(url, png, width):
-    from playwright.sync_api import sync_playwright
-    exe = shutil.which('chromium') or shutil.which('chromium-browser')
-    refused,requests = [],[]
-    def route(r):
-        if r.request.url.startswith(('file:','data:')): r.continue_()
-        else: refused.append(r.request.url); r.abort()
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=exe, headless=True, args=['--no-sandbox'])
-        try:
-            page = b.new_page(viewport=dict(width=width, height=900))
-            page.on('request', lambda r: requests.append(r.url))
-            page.route('**/*', route)
-            page.goto(url, wait_until='load')
-            res = page.evaluate("""() => ({
-                title: document.title,
-                headings: [...document.querySelectorAll('h2')].map(h => h.textContent.trim()),
-                images: [...document.images].map(i => ({alt: i.alt, complete: i.complete, width: i.naturalWidth, src: i.src.slice(0, 22)}))})""")
-            if png is not None: page.screenshot(path=str(png), full_page=True)
-        finally: b.close()
-    return dict(res, refused=refused, requests=[u[:80] for u in requests])
-
-def screenshot_html(html, # HTML file to load
-                    png=None, # Full-page screenshot to save
-                    width:int=1200, # Width of the browser window in CSS pixels
-                   ) -> dict:
-    "Load `html` in headless Chromium: its title, `h2` headings, images (`naturalWidth` 0: not decoded) and refused requests"
-    html = Path(html).absolute()
-    if not html.is_file(): raise XrayError(f'{html} does not exist; pass an HTML file such as the report.html written by evaluate')
-    if not (shutil.which('chromium') or shutil.which('chromium-browser')):
-        raise XrayError('Chromium is needed to check the report in a browser and is not installed: run `apt-get install chromium` (Debian/Ubuntu; `make browser` does it)')
-    try: import playwright.sync_api
-    except ImportError: raise XrayError('the playwright package is needed to drive Chromium: pip install playwright (it is in the dev extra)') from None
-    if png is not None: Path(png).parent.mkdir(parents=True, exist_ok=True)
-    # playwright's sync API refuses to run inside an asyncio loop (as in Jupyter): give it a thread of its own
-    with ThreadPoolExecutor(1) as ex: return ex.submit(_browse, html.as_uri(), png, width).result()
