@@ -167,7 +167,11 @@ def diagnostic_metrics(probs, # Predicted probabilities, one column per class of
                threshold=float(threshold), confusion=dict(tp=tp, fp=fp, tn=tn, fn=fn),
                classes=[str(c) for c in vocab], per_class=_per_class(targs, pred, vocab),
                confusion_matrix=skm.confusion_matrix(targs, pred, labels=range(len(vocab))).tolist())
-    if len(vocab)>2: res['class_accuracy'] = float(skm.accuracy_score(targs, pred)) if len(y) else None
+    if len(vocab)>2 and len(y): # the headline of a 3-class model: over all its classes
+        res.update(class_accuracy=float(skm.accuracy_score(targs, pred)),
+                   balanced_accuracy=float(np.mean([v['recall'] for v in res['per_class'].values() if v['support']])), # sklearn's balanced_accuracy_score
+                   macro_f1=float(skm.f1_score(targs, pred, labels=range(len(vocab)), average='macro', zero_division=0)))
+    elif len(vocab)>2: res.update(class_accuracy=None, balanced_accuracy=None, macro_f1=None)
     return res
 
 # %% ../nbs/06_metrics.ipynb #33a12e5e
@@ -211,6 +215,17 @@ def _boot_metrics(y, yhat, score, W):
                     specificity=(W*(~y&~yhat)).sum(1)/(W*~y).sum(1),
                     auc=_weighted_auc(y, score, W))
 
+def _boot_classes(targs, pred, vocab, W):
+    "3-class accuracy, balanced accuracy, macro-F1 and the recall of each class under each row of sample weights `W`"
+    k = len(vocab)
+    cm = np.einsum('bi,it,ip->btp', W, np.eye(k)[targs], np.eye(k)[pred]) # a weighted confusion matrix per resample
+    tp,true,called = np.diagonal(cm, axis1=1, axis2=2),cm.sum(2),cm.sum(1)
+    with np.errstate(all='ignore'):
+        rec,prec = tp/true,tp/called
+        f1 = np.where(tp>0, 2*prec*rec/(prec+rec), 0.)
+        res = dict(class_accuracy=tp.sum(1)/W.sum(1), balanced_accuracy=np.nanmean(rec, 1), macro_f1=np.where(true>0, f1, np.nan).mean(1))
+    return {**res, **{f'recall_{v}': rec[:,j] for j,v in enumerate(vocab)}}
+
 def bootstrap_ci(probs, # Predicted probabilities, one column per class of `vocab`
                  targs, # True class indices
                  vocab, # Class names
@@ -221,7 +236,7 @@ def bootstrap_ci(probs, # Predicted probabilities, one column per class of `voca
                  seed:int=0, # Seed of the resampling
                  neg:str='NORMAL', # Name of the negative class
                 ) -> dict:
-    "Percentile bootstrap interval `[lo, hi]` of accuracy, sensitivity, specificity and AUC (None where undefined)"
+    "Percentile bootstrap interval `[lo, hi]` of accuracy, sensitivity, specificity and AUC, and with more than two classes of the 3-class metrics and each class's recall (None where undefined)"
     probs,targs = np.asarray(probs, dtype=np.float64),np.asarray(targs)
     if groups is not None and len(groups)!=len(targs): raise XrayError(f'groups has {len(groups)} entries for {len(targs)} images; pass one group (e.g. patient id) per image')
     i = normal_idx(vocab, neg)
@@ -233,7 +248,9 @@ def bootstrap_ci(probs, # Predicted probabilities, one column per class of `voca
     def ci(v):
         v = v[~np.isnan(v)]
         return [float(o) for o in np.percentile(v, q)] if len(v) else None
-    return {k:ci(v) for k,v in _boot_metrics(y, score>=threshold, score, W).items()}
+    res = {k:ci(v) for k,v in _boot_metrics(y, score>=threshold, score, W).items()}
+    if len(vocab)>2: res.update({k:ci(v) for k,v in _boot_classes(targs, predicted_classes(probs, vocab, threshold, neg), vocab, W.astype(np.float64)).items()})
+    return res
 
 # %% ../nbs/06_metrics.ipynb #7c80d5c0
 def calibration(probs, # Predicted probabilities, one column per class of `vocab`

@@ -235,8 +235,14 @@ def report_html(m:dict, # Metrics from `evaluate` (with `ci`)
     ci = m.get('ci') or {}
     boot = m.get('bootstrap') or {}
     def cis(k): return f'{ci[k][0]:.3f} – {ci[k][1]:.3f}' if ci.get(k) else '–'
-    cards = ''.join(f'<div class="card"><div class="k">{k}</div><div class="v">{_fmt(m.get(k))}</div><div class="ci">95% CI {cis(k)}</div></div>'
-                    for k in ('accuracy','sensitivity','specificity','auc'))
+    three = m.get('class_accuracy') is not None # a 3-class model is headed by its 3-class numbers; the pneumonia-vs-normal collapse comes beside them
+    heads = dict(class_accuracy='3-class accuracy', balanced_accuracy='balanced accuracy', macro_f1='macro-F1') if three else dict(accuracy='accuracy', sensitivity='sensitivity', specificity='specificity', auc='auc')
+    cards = ''.join(f'<div class="card"><div class="k">{t}</div><div class="v">{_fmt(m.get(k))}</div><div class="ci">95% CI {cis(k)}</div></div>' for k,t in heads.items())
+    if three:
+        rec = ' · '.join(f'{_esc(c)} {_fmt(v["recall"])} [{cis("recall_"+str(c))}]' for c,v in m['per_class'].items())
+        cards += (f'<div class="card"><div class="k">recall per class</div><div class="ci">{rec}</div></div>'
+                  f'<div class="card"><div class="k">2-class collapse (pneumonia of either kind vs normal)</div><div class="ci">accuracy {_fmt(m.get("accuracy"))} · '
+                  f'sensitivity {_fmt(m.get("sensitivity"))} · specificity {_fmt(m.get("specificity"))} · AUC {_fmt(m.get("auc"))}</div></div>')
     thr_note = _threshold_note(m, cfg)
     sub = (f"{_esc(cfg.get('arch','model'))} · {m['n']} test images" + (f" from {m['n_patients']} patients" if m.get('n_patients') else '')
            + f" · {_esc(thr_note)} · {pd.Timestamp.now():%Y-%m-%d %H:%M}")
@@ -245,11 +251,15 @@ def report_html(m:dict, # Metrics from `evaluate` (with `ci`)
     nav = ''.join(f'<a href="#{i}">{_esc(t.split(" (")[0])}</a>' for i,t in secs)
     # metrics
     names = dict(accuracy='Accuracy', sensitivity='Sensitivity (recall of pneumonia)', specificity='Specificity (recall of normal)',
-                 auc='ROC AUC', precision='Precision (PPV)', npv='Negative predictive value', f1='F1', class_accuracy='Accuracy over all classes')
+                 auc='ROC AUC', precision='Precision (PPV)', npv='Negative predictive value', f1='F1')
+    if three: names = dict(class_accuracy='3-class accuracy', balanced_accuracy='Balanced accuracy (mean recall of the classes)', macro_f1='Macro-F1',
+                           **{f'recall_{c}': f'Recall of {c}' for c in m['per_class']}, **{k:f'{v} (2-class collapse)' for k,v in names.items()})
+    m = {**m, **{f'recall_{c}': v['recall'] for c,v in m['per_class'].items()}} if three else m
     rows = ''.join(f'<tr><td>{v}</td><td>{_fmt(m.get(k))}</td><td>{cis(k)}</td></tr>' for k,v in names.items() if k in m)
     c = m['confusion']
     by = {'patient':'resampling patients', 'image':'resampling images'}.get(boot.get('by'), '')
     body = (f'<p class="note">Positive: any pneumonia; negative: NORMAL. {_esc(thr_note[0].upper()+thr_note[1:])}. The decision on every image: <a href="predictions.csv">predictions.csv</a>. '
+            + ('3-class decision: NORMAL when the pneumonia score (1 − p(NORMAL)) is below the threshold, else the more probable of the other classes. ' if three else '')
             + (f'95% intervals from {boot.get("n_boot")} bootstrap resamples of the test set, {by}.' if ci else '') + '</p>'
             f'<div class="figs"><div><table><thead><tr><th>metric</th><th>value</th><th>95% CI</th></tr></thead><tbody>{rows}</tbody></table>'
             f'<p class="note">Pneumonias found {c["tp"]}, missed {c["fn"]}; normals cleared {c["tn"]}, flagged {c["fp"]}.</p></div>')
