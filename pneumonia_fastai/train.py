@@ -104,11 +104,11 @@ def train_xray(data, # Assembled dataset (made by assemble: train/ and valid/ fo
     cfg['train_seconds'] = round(float(hist.seconds.sum()), 1)
     cfg['lrs'] = dict(zip(hist.phase, hist.lr))
     if fb := {p:v['fallback'] for p,v in run.lr_finds.items() if 'fallback' in v}: cfg['lr_find_fallbacks'] = fb
-    with distrib(learn): probs,targs = learn.get_preds(dl=learn.dls.valid) # under a launcher, each process a shard, gathered on all
+    with distrib(learn): logits,targs = learn.get_preds(dl=learn.dls.valid, act=noop) # under a launcher, each process a shard, gathered on all
     if calibrate:
-        rule.temperature = fit_temperature(probs, targs) # the probabilities came at temperature 1
-        with distrib(learn): probs,targs = learn.get_preds(dl=learn.dls.valid) # as every later prediction will be made, to the last bit
+        rule.temperature = fit_temperature(torch.softmax(logits.float(), 1), targs)
         say(f'temperature {rule.temperature:.3f}: fitted on validation', flush=True)
+    probs = rule.activation(logits) # what get_preds gives, to the last bit, so the threshold holds for every later prediction
     if target_sensitivity:
         rule.threshold = choose_threshold(probs, targs, learn.dls.vocab, target_sensitivity)
         say(f'threshold {rule.threshold:.3f}: the highest with validation sensitivity >= {target_sensitivity}', flush=True)
