@@ -71,7 +71,7 @@ def diagnose(learn:Learner, # Trained learner (`load_xray_learner`)
         why = '' if why.startswith('not a readable image') else f' ({why})'
         return dict(error=f'{fn.name} is not an image this app can read{why}. Upload a chest X-ray as JPEG, PNG or DICOM.')
     vocab,rule = [str(v) for v in learn.dls.vocab],decision_rule(learn, threshold)
-    with learn.no_bar(): probs,_ = learn.get_preds(dl=learn.dls.test_dl([fn])) # as `predict_files` predicts
+    with learn.no_bar(): probs,_ = learn.xray_preds(learn.dls.test_dl([fn])) # as `predict_files` predicts
     c = int(rule.decodes(probs)[0])
     hm,_ = gradcam(learn, fn, c)
     xray,over = _overlay(fn, hm)

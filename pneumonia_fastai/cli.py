@@ -121,7 +121,7 @@ def xray_parser() -> argparse.ArgumentParser:
     s = cmd('evaluate', _cmd_evaluate, 'diagnostic metrics and plots on a test folder', 'Evaluate MODEL on DATA (an assembled dataset, whose test/ is used, or a folder of class folders).')
     s.add_argument('model', help=_model_help); s.add_argument('data', help='assembled dataset or test folder')
     s.add_argument('--out', required=True, help='report folder')
-    add_options(s, evaluate, skip=['learn','test_path','out','test_name']); _trust(s)
+    add_options(s, evaluate, skip=['learn','test_path','out','test_name','preds']); _trust(s)
     s = cmd('predict', _cmd_predict, 'label images', 'Print one line per image: file,label,probability. Unreadable files are reported on stderr (exit status 1); the rest are still predicted.')
     s.add_argument('model', help=_model_help); s.add_argument('images', nargs='+', help='image files')
     add_options(s, predict_files, only=['threshold']); _trust(s)

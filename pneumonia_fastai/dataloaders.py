@@ -101,13 +101,13 @@ def inference_dls(vocab, # Class names, in the model's order
                   normalize:dict=None, # `mean` and `std` per channel, or None
                   device=None, # Default `default_device()`
                  ) -> DataLoaders:
-    "DataLoaders with the pipeline of `xray_block` (no augmentation) for `vocab` and `size`, holding no images"
+    "DataLoaders with the pipeline of `xray_block`, exactly as trained (its augmentation acts on training batches only), for `vocab` and `size`, holding no images"
     with tempfile.TemporaryDirectory() as d:
         for s in ('train','valid'):
             f = Path(d)/s/'blank'/'blank.png'
             f.parent.mkdir(parents=True)
             Image.new('L', (8,8)).save(f)
-        dls = xray_block(size, aug=False).dataloaders(Path(d), device=ifnone(device, default_device()), num_workers=0)
+        dls = xray_block(size).dataloaders(Path(d), device=ifnone(device, default_device()), num_workers=0)
     cat = first(t for t in dls.valid_ds.tls[1].tfms.fs if isinstance(t, Categorize))
     cat.vocab,cat.c = CategoryMap(list(vocab), sort=False),len(vocab)
     if normalize: dls.add_tfms([Normalize.from_stats(normalize['mean'], normalize['std'])], 'after_batch')

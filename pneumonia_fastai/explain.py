@@ -18,6 +18,7 @@ from .core import XrayError, save_fig
 from .image import xray_image
 from .dataloaders import PILXray
 from .metrics import normal_idx, predicted_classes, pneumonia_score, decision_rule
+import pneumonia_fastai.learner # `Learner.xray_preds`
 
 # %% auto #0
 __all__ = ['gradcam', 'pick_to_explain', 'plot_gradcam']
@@ -83,7 +84,7 @@ def gradcam(learn:Learner, # Trained learner from `xray_learner` (or `load_xray_
 # %% ../nbs/11_explain.ipynb #d5768770
 def pick_to_explain(learn:Learner, # Trained learner
                     files, # Labelled image files (in `<CLASS>/` folders)
-                    probs=None, # Their predicted probabilities; default: predicted here with `learn.get_preds`
+                    probs=None, # Their predicted probabilities; default: predicted here with `learn.xray_preds`
                     targs=None, # Their class indices (with `probs`)
                     losses=None, # Their losses (with `probs`)
                     threshold:float=None, # Decision threshold; default the learner's
@@ -92,11 +93,11 @@ def pick_to_explain(learn:Learner, # Trained learner
                     n_correct:int=2, # Correctly classified images at random
                     seed:int=0, # Seed for the random correct ones
                    ) -> pd.DataFrame:
-    "Files to explain, one row each: `file`, `reason` (missed/top loss/correct), `label`, `pred`, `p_pneumonia`, `loss`"
+    "Files to explain, one row each: `row` (its position in `files`), `file`, `reason` (missed/top loss/correct), `label`, `pred`, `p_pneumonia`, `loss`"
     files = [Path(o) for o in files]
     vocab = learn.dls.vocab
     if probs is None:
-        with learn.no_bar(): probs,targs,losses = learn.get_preds(dl=learn.dls.test_dl(files, with_labels=True), with_loss=True)
+        with learn.no_bar(): probs,targs = learn.xray_preds(learn.dls.test_dl(files, with_labels=True))
     probs,targs = np.asarray(probs, dtype=np.float64),np.asarray(targs)
     losses = np.asarray(losses if losses is not None else -np.log(np.clip(probs[np.arange(len(targs)),targs], 1e-12, 1)))
     i = normal_idx(vocab)
@@ -106,9 +107,9 @@ def pick_to_explain(learn:Learner, # Trained learner
     top = [j for j in np.argsort(-losses, kind='stable') if j not in missed][:n_top]
     ok = [j for j in range(len(files)) if pred[j]==targs[j] and j not in top]
     ok = list(np.random.default_rng(seed).permutation(ok)[:n_correct])
-    rows = [dict(file=files[j], reason=r, label=vocab[targs[j]], pred=vocab[pred[j]], p_pneumonia=float(score[j]), loss=float(losses[j]))
+    rows = [dict(row=int(j), file=files[j], reason=r, label=vocab[targs[j]], pred=vocab[pred[j]], p_pneumonia=float(score[j]), loss=float(losses[j]))
             for r,js in (('missed',missed), ('top loss',top), ('correct',ok)) for j in js]
-    return pd.DataFrame(rows, columns=['file','reason','label','pred','p_pneumonia','loss'])
+    return pd.DataFrame(rows, columns=['row','file','reason','label','pred','p_pneumonia','loss'])
 
 # %% ../nbs/11_explain.ipynb #b595e20e
 def plot_gradcam(learn:Learner, # Trained learner
@@ -120,14 +121,14 @@ def plot_gradcam(learn:Learner, # Trained learner
                  cmap:str='jet', # Matplotlib colormap of the heat map
                  threshold:float=None, # Decision threshold for files given as a list; default the learner's
                 ):
-    "Grid of X-rays and their Grad-CAM overlays, titled with true label, decision and p(pneumonia)"
+    "Grid of X-rays and their Grad-CAM overlays, titled with their row (of `pick_to_explain`), true label, decision and p(pneumonia)"
     df = files if isinstance(files, pd.DataFrame) else pd.DataFrame(dict(file=[Path(o) for o in files]))
     if not len(df): raise XrayError('no images to explain; pass at least one image file')
     vocab = learn.dls.vocab
     names = [str(v) for v in vocab]
     if not {'pred','p_pneumonia'}<=set(df.columns): # decided as `predict_files` decides, from the same predictions
         for f in df.file: _as_item(f)
-        with learn.no_bar(): probs,_ = learn.get_preds(dl=learn.dls.test_dl(list(df.file)))
+        with learn.no_bar(): probs,_ = learn.xray_preds(learn.dls.test_dl(list(df.file)))
         df = df.assign(pred=[names[j] for j in decision_rule(learn, threshold).decodes(probs).tolist()], p_pneumonia=pneumonia_score(probs, vocab).tolist())
     nrows = -(-len(df)//ncols)
     fig,axs = plt.subplots(nrows, 2*ncols, figsize=(5.2*ncols, 2.7*nrows+0.2), squeeze=False)
@@ -142,7 +143,7 @@ def plot_gradcam(learn:Learner, # Trained learner
         a1.imshow(img, cmap='gray'); a1.imshow(hm, cmap=cmap, alpha=alpha, vmin=0, vmax=1)
         ok = true==pred if true in names else None
         name = Path(r.file).name
-        why = f'{r.reason}: ' if hasattr(r, 'reason') else ''
+        why = (f'row {r.row} · ' if hasattr(r, 'row') else '') + (f'{r.reason}: ' if hasattr(r, 'reason') else '')
         of = f' · Grad-CAM of {names[_class_idx(cls, vocab)]}' if cls is not None else ''
         a0.set_title(f"{why}{name if len(name)<=34 else name[:31]+'...'}\ntrue {true if true in names else '?'} · pred {pred} · p(pneumonia) {r.p_pneumonia:.2f}{of}",
                      fontsize=8.5, loc='left', color={True:'darkgreen', False:'firebrick', None:'black'}[ok])

@@ -22,7 +22,8 @@ from .distributed import init_distrib, distrib, solo, same_on_all_ranks
 
 # %% auto #0
 __all__ = ['weights_env', 'lr_fallback', 'arch_builder', 'arch_meta', 'load_state', 'XrayArch', 'imagenet_weights_file',
-           'default_weights', 'xray_learner', 'add_xray_run', 'lr_suggestion', 'fine_tune_xray']
+           'default_weights', 'xray_learner', 'add_xray_run', 'tta_views', 'ViewCallback', 'lr_suggestion',
+           'fine_tune_xray']
 
 # %% ../nbs/09_learner.ipynb #f2c3f4a0
 def arch_builder(arch) -> callable:
@@ -154,6 +155,32 @@ def add_xray_run(learn:Learner, # Any fastai `Learner`
     learn.add_cb(XrayRun(arch, weights_file))
     set_bars(learn, bars)
     return set_speedups(learn, fast)
+
+# %% ../nbs/09_learner.ipynb #6f5fa0f8
+def tta_views(max_rotate:float=10., # Training's largest rotation in degrees (`xray_tfms`)
+              max_zoom:float=1.1, # Training's largest zoom (`xray_tfms`)
+             ) -> list:
+    "Fixed views of a batch of images: itself, rotated by ±`max_rotate`/2 and ±`max_rotate`, zoomed in by `max_zoom` and out by 1/`max_zoom`"
+    rot = lambda deg: lambda x: TensorImage(x).rotate(draw=deg, p=1.)
+    zoom = lambda z: lambda x: TensorImage(x).zoom(draw=z, draw_x=.5, draw_y=.5, p=1.)
+    return [noop] + [rot(s*f*max_rotate) for f in (.5, 1.) for s in (1, -1)] + [zoom(max_zoom), zoom(1/max_zoom)]
+
+class ViewCallback(Callback):
+    "Show the model `view` of each batch instead of the batch"
+    order = 100 # after the callbacks that move or cast the batch
+    def __init__(self, view): self.view = view
+    def before_batch(self): self.learn.xb = (self.view(self.xb[0]),)
+
+# %% ../nbs/09_learner.ipynb #9963539d
+@patch
+def xray_preds(self:Learner,
+               dl, # `DataLoader` to predict, e.g. from `dls.test_dl`
+               tta:bool=None, # Average over `tta_views`; default `learn.xray_run.use_tta`, stored with the model
+              ) -> tuple:
+    "Probabilities and targets of `dl` as the model decides: one pass, or the mean over the fixed `tta_views`"
+    if not ifnone(tta, self.xray_run.use_tta): return self.get_preds(dl=dl)
+    res = [self.get_preds(dl=dl, cbs=ViewCallback(v)) for v in tta_views()]
+    return torch.stack([r[0] for r in res]).mean(0),res[0][1]
 
 # %% ../nbs/09_learner.ipynb #05d6ec91
 lr_fallback = 2e-3 # fastai `Learner.fine_tune`'s `base_lr`: the first stage's rate when `lr_find` gives no usable suggestion

@@ -18,12 +18,14 @@ from .scan import patient_id
 from .assemble import assembly_summary
 from .image import get_xray_files
 from .dataloaders import xray_size
+from .learner import tta_views
 from .metrics import diagnostic_metrics, normal_idx, bootstrap_ci, pneumonia_score, decision_rule, deciding_with, calibration, transfer_flags, predicted_classes
 from .explain import pick_to_explain, plot_gradcam
+import pneumonia_fastai.learner # `Learner.xray_preds`
 
 # %% auto #0
 __all__ = ['plot_history', 'plot_lr_finds', 'plot_confusion', 'plot_roc', 'plot_reliability', 'report_html', 'predictions_table',
-           'set_summary', 'evaluate']
+           'set_summary', 'XrayInterpretation', 'plot_top_losses_rows', 'evaluate']
 
 # %% ../nbs/12_report.ipynb #271fb65c
 def plot_history(history:pd.DataFrame, # From `fine_tune_xray`
@@ -160,6 +162,7 @@ def _config(learn):
         cfg.setdefault('size', xray_size(learn.dls))
         cfg.setdefault('classes', list(learn.dls.vocab))
         cfg['model threshold'] = decision_rule(learn).threshold
+        cfg['test-time augmentation'] = f'mean over the {len(tta_views())} fixed views of tta_views' if run.use_tta else 'none: one pass'
         if run.weights_file: cfg.setdefault('weights', str(run.weights_file))
     return {k:v for k,v in cfg.items() if v is not None}
 
@@ -274,9 +277,9 @@ def report_html(m:dict, # Metrics from `evaluate` (with `ci`)
     html_secs.append(_section('confusion', 'Confusion matrix and ROC', f'<div class="figs">{figs}</div>'))
     html_secs.append(_section('gradcam', 'Where the model looked (Grad-CAM)',
         '<p class="note">Left: the X-ray; right: Grad-CAM of the predicted class, red where the last convolutional block found the most evidence for it. '
-        'Shown first: missed pneumonias, then the highest losses, then correct calls at random. Heat outside the lungs (markers, text, borders) is a warning sign of a shortcut.</p>'
+        'Shown first: missed pneumonias, then the highest losses, then correct calls at random; each caption starts with the image\'s row in <a href="predictions.csv">predictions.csv</a>. Heat outside the lungs (markers, text, borders) is a warning sign of a shortcut.</p>'
         + (_img(out/'gradcam.png', 'Grad-CAM heat maps') or '<p class="muted">No Grad-CAM images (n_gradcam=0).</p>')))
-    html_secs.append(_section('top-losses', 'Top losses', '<p class="note">The test images the model got most wrong, or right with the least confidence: decision / actual class / loss / probability of the most probable class.</p>'
+    html_secs.append(_section('top-losses', 'Top losses', '<p class="note">The test images the model got most wrong, or right with the least confidence: decision / actual class / loss / probability of the most probable class, and the image\'s row in <a href="predictions.csv">predictions.csv</a>.</p>'
         + (_img(out/'top_losses.png', 'top losses', width=640) or '<p class="muted">No top losses plot.</p>')))
     tr = _img(out/'training_curves.png', 'training curves', 'Loss and validation metrics per epoch; the green band is the epoch kept.')
     tr = f'<div class="figs">{tr}{_img(out/"lr_find.png", "lr_find", "Learning-rate finder before each stage; dashed: the rate used.")}</div>'
@@ -338,11 +341,14 @@ def set_summary(m:dict, # Metrics of one set from `evaluate`
     r['ci'],r['calibration'] = m.get('ci') or {},m.get('calibration')
     return r
 
-def _score(learn, path, rule, n_boot, by_patient, files=None):
+def _score(learn, path, rule, n_boot, by_patient, files=None, preds=None):
     "Metrics with CIs and calibration of `learn` on the labelled folder `path`, with the test dl, probabilities, targets and losses"
     files = ifnone(files, _test_files(learn, path))
     dl = learn.dls.test_dl(files, with_labels=True)
-    with learn.no_bar(): probs,targs,losses = learn.get_preds(dl=dl, with_loss=True)
+    if preds is None:
+        with learn.no_bar(): preds = learn.xray_preds(dl)
+    probs,targs = preds
+    losses = F.nll_loss(probs.float().clamp_min(1e-12).log(), targs, reduction='none') # the loss of the probabilities the report shows
     vocab,thr = learn.dls.vocab,rule.threshold
     m = diagnostic_metrics(probs, targs, vocab, thr)
     pats = _patients(files, path)
@@ -360,6 +366,27 @@ def _validation(learn, rule, n_boot, by_patient):
     if items is None or not len(items) or not isinstance(items[0], Path): return
     return set_summary(_score(learn, Path(items[0]).parents[1], rule, n_boot, by_patient, files=list(items))[0])
 
+class XrayInterpretation(ClassificationInterpretation):
+    "fastai's `ClassificationInterpretation` of given probabilities (from `xray_preds`), so that its plots show what `predictions.csv` says"
+    def __init__(self, learn, dl, probs, losses):
+        super().__init__(learn, dl, losses)
+        self.probs = probs
+    def __getitem__(self, idxs):
+        idxs = idxs.tolist() if isinstance(idxs, Tensor) else listify(idxs)
+        inps,_,targs,_,losses = super().__getitem__(idxs)
+        probs = self.probs[idxs]
+        return inps,probs,targs,self.learn.loss_func.decodes(probs),losses
+
+def plot_top_losses_rows(interp:XrayInterpretation, # Of the probabilities in `predictions.csv`, in its order
+                         k:int, # Number of images
+                         **kwargs):
+    "fastai's `plot_top_losses`, each title followed by the image's row in `predictions.csv`"
+    interp.plot_top_losses(k, **kwargs)
+    idx = interp.top_losses(k)[1].tolist()
+    axs = [a for a in plt.gcf().axes if a.get_title()]
+    for a,j in zip(axs, idx): a.set_title(f'{a.get_title()}\nrow {j}', fontsize=9)
+    return plt.gcf()
+
 def evaluate(learn:Learner, # Trained learner (e.g. from `load_xray_learner`)
              test_path, # Folder with one subfolder per class
              out=None, # Report folder; default `learn.path/'report'`
@@ -371,6 +398,7 @@ def evaluate(learn:Learner, # Trained learner (e.g. from `load_xray_learner`)
              n_gradcam:int=8, # Images explained with Grad-CAM; 0 for none
              html:bool=True, # Write `report.html`
              test_name:str='test', # What to call `test_path` beside validation and the external sets
+             preds:tuple=None, # `test_path`'s probabilities and targets in `get_xray_files` order, from `learn.xray_preds`; default: predicted here
             ) -> dict:
     "Diagnostic metrics of `learn` on `test_path` (and `external` sets) with confidence intervals, beside validation's, saved with plots and `report.html` in `out`"
     rule = decision_rule(learn, threshold)
@@ -379,7 +407,7 @@ def evaluate(learn:Learner, # Trained learner (e.g. from `load_xray_learner`)
     for p in external: _test_files(learn, p) # every folder checked before minutes of work
     out = Path(ifnone(out, learn.path/'report'))
     out.mkdir(parents=True, exist_ok=True)
-    m,dl,probs,targs,losses = _score(learn, test_path, rule, n_boot, by_patient, files)
+    m,dl,probs,targs,losses = _score(learn, test_path, rule, n_boot, by_patient, files, preds)
     vocab,thr = learn.dls.vocab,rule.threshold
     sets = {}
     if test_name!='validation' and (v := _validation(learn, rule, n_boot, by_patient)): sets['validation'] = v
@@ -389,8 +417,9 @@ def evaluate(learn:Learner, # Trained learner (e.g. from `load_xray_learner`)
         me = _score(learn, p, rule, n_boot, by_patient)[0]
         m['external'][str(p)],sets[str(p)] = me,set_summary(me)
     m['sets'],m['transfer'] = sets,transfer_flags(sets)
-    preds = pd.concat([m.pop('predictions').assign(set=test_name)] + [e.pop('predictions').assign(set=k) for k,e in m.get('external', {}).items()])
-    preds.to_csv(out/'predictions.csv', index=False) # the decisions behind every number, one row per image
+    table = pd.concat([m.pop('predictions').assign(set=test_name)] + [e.pop('predictions').assign(set=k) for k,e in m.get('external', {}).items()], ignore_index=True)
+    table.insert(0, 'row', range(len(table))) # test images first: the row of test image j is j, as the plots' captions say
+    table.to_csv(out/'predictions.csv', index=False) # the decisions behind every number, one row per image
     (out/'metrics.json').write_text(json.dumps(m, indent=2))
     i = normal_idx(vocab)
     plot_confusion(m, vocab, out/'confusion_matrix.png')
@@ -399,9 +428,8 @@ def evaluate(learn:Learner, # Trained learner (e.g. from `load_xray_learner`)
     run = learn.xray_run
     if run.history is not None: plot_history(run.history, out/'training_curves.png')
     if run.lr_finds: plot_lr_finds(run.lr_finds, out/'lr_find.png')
-    interp = ClassificationInterpretation(learn, dl, losses)
-    with deciding_with(learn, rule): interp.plot_top_losses(min(k_top, len(files)), figsize=(12,12)) # fastai decodes through the loss function
-    save_fig(plt.gcf(), out/'top_losses.png')
+    with deciding_with(learn, rule): fig = plot_top_losses_rows(XrayInterpretation(learn, dl, probs, losses), min(k_top, len(files)), figsize=(12,12)) # fastai decodes through the loss function
+    save_fig(fig, out/'top_losses.png')
     if n_gradcam:
         n_missed = (n_gradcam+2)//3
         n_top = (n_gradcam-n_missed+1)//2

@@ -42,7 +42,7 @@ def model_info(learn:Learner) -> dict:
     info = dict(format=model_format, arch=run.arch, vocab=list(map(str, learn.dls.vocab)), size=size,
                 n_in=3, gray=any(isinstance(t, GrayToRGB) for t in dl.after_batch.fs),
                 normalize=dict(mean=norm[0].mean.flatten().tolist(), std=norm[0].std.flatten().tolist()) if norm else None,
-                threshold=rule.threshold, temperature=rule.temperature, target_sensitivity=run.target_sensitivity,
+                threshold=rule.threshold, temperature=rule.temperature, tta=bool(run.use_tta), target_sensitivity=run.target_sensitivity,
                 history=None if hist is None else [{k:getattr(v, 'item', lambda: v)() for k,v in r.items()} for r in hist.to_dict('records')], lr_finds=run.lr_finds,
                 versions=dict(pneumonia_fastai=pneumonia_fastai.__version__, fastai=fastai.__version__, torch=torch.__version__,
                               torchvision=torchvision.__version__, python=platform.python_version()))
@@ -171,7 +171,7 @@ def _validation(v):
     for k in ('accuracy','sensitivity','specificity','auc','threshold'):
         if k in v and not (v[k] is None or _num(v[k], 0, 1)): return f'.{k}', v[k], 'null or a number from 0 to 1'
     ci = v.get('ci', {})
-    if not isinstance(ci, dict) or not set(ci)<=set(_metric_names): return '.ci', ci, f'a dict of some of {list(_metric_names)}'
+    if not isinstance(ci, dict) or not all(_ci_name(k) for k in ci): return '.ci', ci, f'a dict of some of {list(_metric_names)} (with 3 classes also {list(_class_metric_names)} and recall_<class>)'
     for k,o in ci.items():
         if not (o is None or _nums(o, 2, 0, 1)): return f'.ci.{k}', o, 'null or [low, high], numbers from 0 to 1'
     c = v.get('calibration')
@@ -185,8 +185,10 @@ def _validation(v):
         if not _nums(c.get(k, []), n, 0, 1): return f'.calibration.{k}', c.get(k), f'a list of {n} numbers from 0 to 1'
 
 _metric_names = ('accuracy','sensitivity','specificity','auc')
+_class_metric_names = ('class_accuracy','balanced_accuracy','macro_f1') # `bootstrap_ci` with more than two classes
+def _ci_name(k): return k in _metric_names+_class_metric_names or isinstance(k, str) and k.startswith('recall_') and _class_name.fullmatch(k[7:]) is not None
 _optional = dict(temperature=lambda v: None if _num(v, 0, 100) and v>0 else ('', v, 'a number above 0, at most 100'),
-                 validation=_validation)
+                 tta=lambda v: None if isinstance(v, bool) else ('', v, 'true or false'), validation=_validation)
 
 def check_model_info(info, # Parsed `model.json`
                      fname='model.json', # Its file, named in the messages
@@ -248,6 +250,7 @@ def load_xray_learner(path, # `model.pth` or `model.json` from `save_xray_model`
         _load_weights(fp, info, learn.model)
         run = learn.xray_run
         run.target_sensitivity,run.lr_finds,run.model_info,run.validation = info['target_sensitivity'],info['lr_finds'],info,info.get('validation')
+        run.use_tta = info.get('tta', False)
         run.history = pd.DataFrame(info['history']) if info['history'] else None
     learn.model.eval()
     return set_speedups(set_bars(learn))
@@ -271,7 +274,7 @@ def predict_files(learn:Learner, # Trained learner
     vocab,rule = learn.dls.vocab,decision_rule(learn, threshold)
     res = {}
     if good:
-        with learn.no_bar(): probs,_ = learn.get_preds(dl=learn.dls.test_dl(good))
+        with learn.no_bar(): probs,_ = learn.xray_preds(learn.dls.test_dl(good))
         for f,j,p,s in zip(good, rule.decodes(probs).tolist(), probs.tolist(), pneumonia_score(probs, vocab).tolist()):
             res[f] = dict(label=vocab[j], probability=p[j], p_pneumonia=s, error=None)
     rows = [dict(file=str(f), **res.get(f, dict(label=None, probability=None, p_pneumonia=None, error=errs[f]))) for f in files]

@@ -14,6 +14,7 @@ from fastai.vision.all import set_seed, default_device, rank_distrib, num_distri
 from .core import XrayError, default_seed
 from .phantom import make_phantoms
 from .assemble import assemble
+from .image import get_xray_files
 from .dataloaders import xray_dls
 from .metrics import choose_threshold, diagnostic_metrics, fit_temperature
 from .callbacks import read_checkpoint
@@ -39,13 +40,13 @@ def _digest(model):
     for k,v in model.state_dict().items(): h.update(k.encode()); h.update(v.detach().float().cpu().numpy().tobytes())
     return h.hexdigest()[:12]
 
-def _write_run(learn, hist, cfg, data, out, export_pickle):
+def _write_run(learn, hist, cfg, data, out, export_pickle, preds):
     "Write what a training run leaves in `out`; returns the validation metrics"
     out.mkdir(parents=True, exist_ok=True)
     hist.to_csv(out/'history.csv', index=False)
     plot_history(hist, out/'training_curves.png')
     if learn.xray_run.lr_finds: plot_lr_finds(learn.xray_run.lr_finds, out/'lr_find.png')
-    m = evaluate(learn, Path(data)/'valid', out/'valid', n_gradcam=0, html=False, test_name='validation')
+    m = evaluate(learn, Path(data)/'valid', out/'valid', n_gradcam=0, html=False, test_name='validation', preds=preds)
     learn.xray_run.validation = set_summary(m) # stored in model.json, shown beside every later test set
     save_xray_model(learn, out)
     if export_pickle: learn.export(out/'model.pkl')
@@ -73,6 +74,7 @@ def train_xray(data, # Assembled dataset (made by assemble: train/ and valid/ fo
                seed:int=default_seed, # Seed for the data order and the initialisation (and, in `run`, the assembly)
                target_sensitivity:float=None, # Set the decision threshold on validation for this sensitivity, 0 to keep 0.5; None takes `train_defaults()`'s
                calibrate:bool=True, # Fit a temperature on validation (temperature scaling) so that the probabilities are better calibrated
+               tta:bool=True, # Predict each image as the mean over fixed views of it (`tta_views`), validation too, before the threshold is chosen
                resume:bool=False, # Continue an interrupted training from out/checkpoints, with the same options
                export_pickle:bool=False, # Also write fastai's pickled model.pkl (loading a pickle can run code: share model.pth + model.json)
                cbs=None, # More callbacks for the `Learner`
@@ -108,15 +110,16 @@ def train_xray(data, # Assembled dataset (made by assemble: train/ and valid/ fo
     if calibrate:
         rule.temperature = fit_temperature(torch.softmax(logits.float(), 1), targs)
         say(f'temperature {rule.temperature:.3f}: fitted on validation', flush=True)
-    probs = rule.activation(logits) # what get_preds gives, to the last bit, so the threshold holds for every later prediction
+    run.use_tta,files = tta,get_xray_files(Path(data)/'valid')
+    with learn.no_bar(): probs,targs = learn.xray_preds(learn.dls.test_dl(files, with_labels=True)) # as every later prediction is made, so the threshold holds
     if target_sensitivity:
         rule.threshold = choose_threshold(probs, targs, learn.dls.vocab, target_sensitivity)
         say(f'threshold {rule.threshold:.3f}: the highest with validation sensitivity >= {target_sensitivity}', flush=True)
     run.target_sensitivity = target_sensitivity or None
-    cfg['threshold'],cfg['temperature'] = rule.threshold,rule.temperature
+    cfg['threshold'],cfg['temperature'],cfg['tta'] = rule.threshold,rule.temperature,tta
     m = diagnostic_metrics(probs, targs, learn.dls.vocab, rule.threshold)
     if not rank:
-        with solo(): m = _write_run(learn, hist, cfg, data, out, export_pickle)
+        with solo(): m = _write_run(learn, hist, cfg, data, out, export_pickle, (probs,targs))
         shutil.rmtree(ck, ignore_errors=True) # finished: nothing to resume
     if distributed():
         print(f'rank {rank}: validation {_line(m)} threshold {rule.threshold:.4f} weights {_digest(learn.model)}', flush=True)

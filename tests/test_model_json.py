@@ -53,7 +53,7 @@ def mutate_inside(draw, o):
 near = dict(arch=st.sampled_from(['resnet18', 'mobilenet_v2', 'resnet1000', 'fasterrcnn_resnet50_fpn', 'RESNET18']),
             vocab=st.lists(st.sampled_from(['NORMAL', 'PNEUMONIA', 'normal', 'VIRUS', 'Virus (COVID-19)', '../x', 'a/b', '']), max_size=4),
             size=st.integers(0, 1100), n_in=st.integers(0, 4), gray=st.booleans(), threshold=st.floats(-0.5, 1.5), target_sensitivity=st.none() | st.floats(-0.5, 1.5),
-            temperature=st.floats(-1, 200), normalize=st.none() | st.fixed_dictionaries(dict(mean=st.lists(st.floats(-2, 2), max_size=4), std=st.lists(st.floats(-1, 2), max_size=4))))
+            temperature=st.floats(-1, 200), tta=st.booleans() | st.integers(0, 1) | st.none(), normalize=st.none() | st.fixed_dictionaries(dict(mean=st.lists(st.floats(-2, 2), max_size=4), std=st.lists(st.floats(-1, 2), max_size=4))))
 
 @st.composite
 def tampered(draw, info):
