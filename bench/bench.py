@@ -55,9 +55,17 @@ def one(cfg, data, n_warm, n_batches, n_infer):
         learn = xray_learner(dls, d['arch'], weights=default_weights(d['arch']), bars=False)
         learn.unfreeze()
         desc = f"{d['arch']}, {d['size']}px, bs {d['bs']}, " + '+'.join(type(c).__name__ for c in learn.cbs if type(c).__name__ in ('ChannelsLast','CPUMixedPrecision','MixedPrecision'))
+    extra = {}
     if cfg in ('a','b'):
         train = timed_fit(learn, n_warm, n_batches)
         infer = timed_preds(learn, files)
+        if cfg=='b': # what a prediction costs with the default test-time augmentation (`xray_preds` over `tta_views`)
+            learn.xray_run.use_tta = True
+            dl = learn.dls.test_dl(files)
+            with learn.no_bar(): learn.xray_preds(learn.dls.test_dl(files[:learn.dls.train.bs]))
+            t = time.perf_counter()
+            with learn.no_bar(): learn.xray_preds(dl)
+            extra['infer_tta_img_s'] = round(len(files)/(time.perf_counter()-t), 1)
     else:
         # the ceiling: the same model and precision on one batch already decoded, augmented and on the device
         xb,yb = (o.as_subclass(torch.Tensor) for o in learn.dls.one_batch())   # plain tensors: no fastai types in the loop
@@ -82,7 +90,7 @@ def one(cfg, data, n_warm, n_batches, n_infer):
             for _ in range(max(1, n_infer//len(xb))): step(False)
             infer = max(1, n_infer//len(xb))*len(xb)/(time.perf_counter()-t)
         desc = 'raw PyTorch loop: same model, precision and optimizer as (b), one pre-decoded batch'
-    return dict(cfg=cfg, desc=desc, train_img_s=round(train, 1), infer_img_s=round(infer, 1), peak_mb=round(peak_mb()))
+    return dict(cfg=cfg, desc=desc, train_img_s=round(train, 1), infer_img_s=round(infer, 1), peak_mb=round(peak_mb()), **extra)
 
 def stock_accuracy(data, out):
     "Train stock fastai the way users do (resnet18 from scratch, fit_one_cycle(3), 224 px) and score it like the library"
@@ -125,7 +133,10 @@ def main():
     out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
     data,src = get_data(out)
     import torch
-    print(f"data: {data} ({src}); torch {torch.__version__}, {os.cpu_count()} CPUs, cuda={torch.cuda.is_available()}")
+    from pneumonia_fastai.callbacks import cpu_isa
+    from pneumonia_fastai.learner import tta_views
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else 'none'
+    print(f"data: {data} ({src}); torch {torch.__version__}, {os.cpu_count()} CPUs: {cpu_isa()}; GPU: {gpu}")
     fmt = lambda m: ', '.join(f"{k} {m[k]:.3f}" for k in ('accuracy','sensitivity','specificity','auc')) + f" at threshold {m['threshold']:.3f} (n={m['n']})"
     if a.stock:
         mins,res = stock_accuracy(data, out/'stock')
@@ -144,6 +155,7 @@ def main():
         for k in 'abc': print(f"| ({k}) {rows[k]['desc']} | {rows[k]['train_img_s']} | {rows[k]['infer_img_s']} | {rows[k]['peak_mb']} |")
         print(f"| b/a | {b_['train_img_s']/a_['train_img_s']:.2f} | {b_['infer_img_s']/a_['infer_img_s']:.2f} | |")
         print(f"| b/c | {b_['train_img_s']/c_['train_img_s']:.2f} | {b_['infer_img_s']/c_['infer_img_s']:.2f} | |")
+        print(f"(b) inference with the default test-time augmentation ({len(tta_views())} views): {b_['infer_tta_img_s']} img/s")
     if a.train:
         t = time.perf_counter()
         r = subprocess.run([str(Path(sys.executable).parent/'pneumonia-fastai'), 'train', str(data), '--out', str(out/'train')],
