@@ -403,8 +403,7 @@ def evaluate(learn:Learner, # Trained learner (e.g. from `load_xray_learner`)
     "Diagnostic metrics of `learn` on `test_path` (and `external` sets) with confidence intervals, beside validation's, saved with plots and `report.html` in `out`"
     rule = decision_rule(learn, threshold)
     files = _test_files(learn, test_path)
-    external = [Path(p) for p in L(external)]
-    for p in external: _test_files(learn, p) # every folder checked before minutes of work
+    external = {Path(p): _test_files(learn, p) for p in L(external)} # every folder checked before minutes of work
     out = Path(ifnone(out, learn.path/'report'))
     out.mkdir(parents=True, exist_ok=True)
     m,dl,probs,targs,losses = _score(learn, test_path, rule, n_boot, by_patient, files, preds)
@@ -413,8 +412,8 @@ def evaluate(learn:Learner, # Trained learner (e.g. from `load_xray_learner`)
     if test_name!='validation' and (v := _validation(learn, rule, n_boot, by_patient)): sets['validation'] = v
     sets[test_name] = set_summary(m)
     if external: m['external'] = {}
-    for p in external:
-        me = _score(learn, p, rule, n_boot, by_patient)[0]
+    for p,fs in external.items():
+        me = _score(learn, p, rule, n_boot, by_patient, fs)[0]
         m['external'][str(p)],sets[str(p)] = me,set_summary(me)
     m['sets'],m['transfer'] = sets,transfer_flags(sets)
     table = pd.concat([m.pop('predictions').assign(set=test_name)] + [e.pop('predictions').assign(set=k) for k,e in m.get('external', {}).items()], ignore_index=True)
