@@ -173,14 +173,24 @@ class ViewCallback(Callback):
 
 # %% ../nbs/09_learner.ipynb #9963539d
 @patch
+def xray_view_preds(self:Learner,
+                    dl, # `DataLoader` to predict, e.g. from `dls.test_dl`
+                    tta:bool=None, # All of `tta_views`, else the image itself only; default `learn.xray_run.use_tta`, stored with the model
+                    act=None, # As in `get_preds`: default the loss function's activation; `noop` for the logits
+                   ) -> tuple:
+    "Predictions of each view of `dl`'s images, stacked view × image × class, and the targets"
+    views = tta_views() if ifnone(tta, self.xray_run.use_tta) else [noop]
+    res = [self.get_preds(dl=dl, act=act, cbs=ViewCallback(v)) for v in views]
+    return torch.stack([r[0] for r in res]),res[0][1]
+
+@patch
 def xray_preds(self:Learner,
                dl, # `DataLoader` to predict, e.g. from `dls.test_dl`
                tta:bool=None, # Average over `tta_views`; default `learn.xray_run.use_tta`, stored with the model
               ) -> tuple:
     "Probabilities and targets of `dl` as the model decides: one pass, or the mean over the fixed `tta_views`"
-    if not ifnone(tta, self.xray_run.use_tta): return self.get_preds(dl=dl)
-    res = [self.get_preds(dl=dl, cbs=ViewCallback(v)) for v in tta_views()]
-    return torch.stack([r[0] for r in res]).mean(0),res[0][1]
+    probs,targs = self.xray_view_preds(dl, tta)
+    return probs.mean(0),targs
 
 # %% ../nbs/09_learner.ipynb #05d6ec91
 lr_fallback = 2e-3 # fastai `Learner.fine_tune`'s `base_lr`: the first stage's rate when `lr_find` gives no usable suggestion

@@ -18,7 +18,7 @@ from .image import get_xray_files
 from .dataloaders import xray_dls
 from .metrics import choose_threshold, diagnostic_metrics, fit_temperature
 from .callbacks import read_checkpoint
-from .distributed import distributed, distrib, solo
+from .distributed import distributed, solo
 from .learner import xray_learner, fine_tune_xray
 from .share import save_xray_model
 from .report import evaluate, plot_history, plot_lr_finds, set_summary
@@ -106,12 +106,12 @@ def train_xray(data, # Assembled dataset (made by assemble: train/ and valid/ fo
     cfg['train_seconds'] = round(float(hist.seconds.sum()), 1)
     cfg['lrs'] = dict(zip(hist.phase, hist.lr))
     if fb := {p:v['fallback'] for p,v in run.lr_finds.items() if 'fallback' in v}: cfg['lr_find_fallbacks'] = fb
-    with distrib(learn): logits,targs = learn.get_preds(dl=learn.dls.valid, act=noop) # under a launcher, each process a shard, gathered on all
-    if calibrate:
-        rule.temperature = fit_temperature(torch.softmax(logits.float(), 1), targs)
-        say(f'temperature {rule.temperature:.3f}: fitted on validation', flush=True)
     run.use_tta,files = tta,get_xray_files(Path(data)/'valid')
-    with learn.no_bar(): probs,targs = learn.xray_preds(learn.dls.test_dl(files, with_labels=True)) # as every later prediction is made, so the threshold holds
+    with learn.no_bar(): logits,targs = learn.xray_view_preds(learn.dls.test_dl(files, with_labels=True), act=noop) # validation predicted once, view by view
+    if calibrate:
+        rule.temperature = fit_temperature(torch.softmax(logits[0].float(), 1), targs) # on the image itself (the first view)
+        say(f'temperature {rule.temperature:.3f}: fitted on validation', flush=True)
+    probs = torch.stack([rule.activation(l) for l in logits]).mean(0) # as `xray_preds` predicts every later image, so the threshold holds
     if target_sensitivity:
         rule.threshold = choose_threshold(probs, targs, learn.dls.vocab, target_sensitivity)
         say(f'threshold {rule.threshold:.3f}: the highest with validation sensitivity >= {target_sensitivity}', flush=True)
