@@ -1,4 +1,4 @@
-"End-to-end checks of the `pneumonia-fastai` command, run as a user runs it: in a subprocess, with real files."
+"End-to-end checks of the `pneumonia-fastai` command with real files: run as a user runs it, in a subprocess, and `main` in this process where only its exit status and messages are checked (one of each such check also goes through the console script)."
 import json, os, shutil, signal, subprocess, sys, time, hashlib
 from pathlib import Path
 import pytest
@@ -10,6 +10,15 @@ def cli(*args, cwd=None):
     "Run the console script; return the completed process (text output)"
     env = {**os.environ, 'CI': 'true'}
     return subprocess.run([str(BIN), *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env, timeout=1200)
+
+def run_main(capsys, monkeypatch, *args):
+    "`main` in this process, as the console script calls it (CI set): exit status, stdout, stderr; spares the 4-5 s of a new interpreter"
+    from pneumonia_fastai.cli import main
+    monkeypatch.setenv('CI', 'true')
+    try: code = main([str(a) for a in args])
+    except SystemExit as e: code = e.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
 
 def tree_digest(p):
     "Every path under `p` with the md5 of its bytes (links by target), to prove a source is left untouched"
@@ -80,17 +89,25 @@ def test_assemble_read_only_source_copy(messy, tmp_path):
     (('export', '{tmp}/model.pkl', '{tmp}/o'), '--trust-pickle'),
     (('train', '{tmp}', '--out', '{tmp}/o', '--resume'), 'no checkpoint to resume from'),
 ])
-def test_expected_errors_exit_2_without_traceback(tmp_path, args, needle):
+def test_expected_errors_exit_2_without_traceback(tmp_path, capsys, monkeypatch, args, needle):
+    "Each expected error in `main`, in this process; the first one also through the console script, as a user meets it"
     (tmp_path/'NORMAL').mkdir()
-    r = cli(*[a.format(tmp=tmp_path) for a in args])
-    assert r.returncode==2, (r.returncode, r.stderr)
-    assert needle in r.stderr and 'Traceback' not in r.stderr
-    assert r.stderr.startswith(f'pneumonia-fastai {args[0]}: error:')
+    args = [a.format(tmp=tmp_path) for a in args]
+    code,_,err = run_main(capsys, monkeypatch, *args)
+    if args[1]=='/nonexistent/src':
+        r = cli(*args)
+        assert (r.returncode,r.stderr)==(code,err), (r.returncode, r.stderr)
+    assert code==2, (code, err)
+    assert needle in err and 'Traceback' not in err
+    assert err.startswith(f'pneumonia-fastai {args[0]}: error:')
 
-def test_help_for_every_command():
-    for c in ('assemble','train','evaluate','predict','export','run','demo'):
-        r = cli(c, '--help')
-        assert r.returncode==0 and 'usage: pneumonia-fastai '+c in r.stdout
+def test_help_for_every_command(capsys, monkeypatch):
+    cmds = ('assemble','train','evaluate','predict','export','run','demo')
+    r = cli('--help')
+    assert r.returncode==0 and all(c in r.stdout for c in cmds), r.stdout
+    for c in cmds:
+        code,out,_ = run_main(capsys, monkeypatch, c, '--help')
+        assert code==0 and 'usage: pneumonia-fastai '+c in out, out
 
 def test_demo_end_to_end_beats_chance(tmp_path):
     "The demo command on small phantoms: report files exist and the model beats chance on held-out patients"
