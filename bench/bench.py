@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench.py                 # throughput table (a few minutes)
     .venv/bin/python bench/bench.py --train         # plus the default `pneumonia-fastai train` on the whole data
+    .venv/bin/python bench/bench.py --levers        # plus (b) with DataLoader workers, without channels-last, compiled
 
 Prints figures only; nothing here asserts a speed. Each configuration runs in its own process so that its peak
 memory is its own. Data: ../shared/data/chest_xray/train when present (assembled by patient into OUT/data), else phantoms.
@@ -39,10 +40,10 @@ def timed_preds(learn, files):
     return len(files)/(time.perf_counter()-t)
 
 def one(cfg, data, n_warm, n_batches, n_infer):
-    "Measure one configuration: 'a' stock fastai, 'b' library defaults, 'c' raw PyTorch on pre-decoded tensors"
+    "Measure one configuration: 'a' stock fastai, 'b' library defaults, 'c' raw PyTorch on pre-decoded tensors; 'b' + a lever: 'bw1'/'bw2' DataLoader workers, 'bnocl' no channels-last, 'bcompile' `torch.compile`"
     import torch
     from fastai.vision.all import ImageDataLoaders, Resize, vision_learner, resnet18, error_rate, get_image_files, set_seed
-    from pneumonia_fastai.all import xray_dls, xray_learner, train_defaults, default_weights
+    from pneumonia_fastai.all import xray_dls, xray_learner, train_defaults, default_weights, set_speedups, speedups
     set_seed(0)
     files = get_image_files(data/'valid')[:n_infer]
     if cfg=='a':
@@ -50,13 +51,15 @@ def one(cfg, data, n_warm, n_batches, n_infer):
         learn = vision_learner(dls, resnet18, pretrained=False, metrics=error_rate)
         desc = 'stock fastai: resnet18, 224px, bs 64, fp32, default workers'
     else:
-        d = train_defaults()
-        dls = xray_dls(data, size=d['size'], bs=d['bs'])
+        d,lever = train_defaults(),cfg[1:]
+        dls = xray_dls(data, size=d['size'], bs=d['bs'], num_workers=int(lever[1:]) if lever.startswith('w') else None)
         learn = xray_learner(dls, d['arch'], weights=default_weights(d['arch']), bars=False)
+        if lever=='nocl': set_speedups(learn, False).add_cbs([c for c in speedups() if type(c).__name__!='ChannelsLast'])
+        if lever=='compile': learn.model.compile() # in place, so that fastai can still split the model into body and head
         learn.unfreeze()
-        desc = f"{d['arch']}, {d['size']}px, bs {d['bs']}, " + '+'.join(type(c).__name__ for c in learn.cbs if type(c).__name__ in ('ChannelsLast','CPUMixedPrecision','MixedPrecision'))
+        desc = f"{d['arch']}, {d['size']}px, bs {d['bs']}, {dls.train.fake_l.num_workers} workers, " + ('+'.join(type(c).__name__ for c in learn.cbs if type(c).__name__ in ('ChannelsLast','CPUMixedPrecision','MixedPrecision')) or 'fp32') + (', torch.compile (first batches compile)' if lever=='compile' else '')
     extra = {}
-    if cfg in ('a','b'):
+    if cfg[0] in 'ab':
         train = timed_fit(learn, n_warm, n_batches)
         infer = timed_preds(learn, files)
         if cfg=='b': # what a prediction costs with the default test-time augmentation (`xray_preds` over `tta_views`)
@@ -125,6 +128,7 @@ def main():
     p.add_argument('--n-infer', type=int, default=512, help='validation images for inference throughput')
     p.add_argument('--train', action='store_true', help='also time the default `pneumonia-fastai train` on the whole data')
     p.add_argument('--stock', action='store_true', help='also train stock fastai (resnet18 from scratch, fit_one_cycle(3)) for its accuracy')
+    p.add_argument('--levers', action='store_true', help='also measure (b) with 1 and 2 DataLoader workers, without channels-last, and with torch.compile')
     p.add_argument('--skip-throughput', action='store_true', help='skip the throughput table')
     p.add_argument('--one', help=argparse.SUPPRESS)
     p.add_argument('--data', help=argparse.SUPPRESS)
@@ -141,21 +145,24 @@ def main():
     if a.stock:
         mins,res = stock_accuracy(data, out/'stock')
         print(f"stock fastai, {mins:.1f} min of training; validation: {fmt(res['valid'])}; test: {fmt(res['test'])}", flush=True)
-    if a.skip_throughput and not a.train: return
+    if a.skip_throughput and not (a.train or a.levers): return
     rows = {}
-    for cfg in ('' if a.skip_throughput else 'abc'):
+    for cfg in ([] if a.skip_throughput else ['a','b','c']) + (['bw1','bw2','bnocl','bcompile'] if a.levers else []):
         r = subprocess.run([sys.executable, __file__, '--one', cfg, '--data', str(data), '--n-batches', str(a.n_batches),
                             '--n-warm', str(a.n_warm), '--n-infer', str(a.n_infer)], capture_output=True, text=True)
         if r.returncode: sys.exit(f'configuration {cfg} failed:\n{r.stderr[-3000:]}')
         rows[cfg] = json.loads(r.stdout.strip().splitlines()[-1])
         print(f"({cfg}) {rows[cfg]['desc']}: train {rows[cfg]['train_img_s']} img/s, inference {rows[cfg]['infer_img_s']} img/s, peak {rows[cfg]['peak_mb']} MB", flush=True)
-    if rows:
+    if {'a','b','c'}<=set(rows):
         a_,b_,c_ = rows['a'],rows['b'],rows['c']
         print('\n| configuration | train img/s | inference img/s | peak memory MB |\n|---|---|---|---|')
         for k in 'abc': print(f"| ({k}) {rows[k]['desc']} | {rows[k]['train_img_s']} | {rows[k]['infer_img_s']} | {rows[k]['peak_mb']} |")
         print(f"| b/a | {b_['train_img_s']/a_['train_img_s']:.2f} | {b_['infer_img_s']/a_['infer_img_s']:.2f} | |")
         print(f"| b/c | {b_['train_img_s']/c_['train_img_s']:.2f} | {b_['infer_img_s']/c_['infer_img_s']:.2f} | |")
         print(f"(b) inference with the default test-time augmentation ({len(tta_views())} views): {b_['infer_tta_img_s']} img/s")
+    if a.levers:
+        print('\n| (b) with a lever | train img/s | inference img/s | peak memory MB |\n|---|---|---|---|')
+        for k in [k for k in rows if len(k)>1]: print(f"| {rows[k]['desc']} | {rows[k]['train_img_s']} | {rows[k]['infer_img_s']} | {rows[k]['peak_mb']} |")
     if a.train:
         t = time.perf_counter()
         r = subprocess.run([str(Path(sys.executable).parent/'pneumonia-fastai'), 'train', str(data), '--out', str(out/'train')],
