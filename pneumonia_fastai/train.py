@@ -16,9 +16,9 @@ from .phantom import make_phantoms
 from .assemble import assemble
 from .image import get_xray_files
 from .dataloaders import xray_dls
-from .metrics import choose_threshold, diagnostic_metrics, fit_temperature
+from .metrics import choose_threshold, fit_temperature
 from .callbacks import read_checkpoint
-from .distributed import distributed, solo
+from .distributed import distributed, solo, same_on_all_ranks
 from .learner import xray_learner, fine_tune_xray
 from .share import save_xray_model
 from .report import evaluate, plot_history, plot_lr_finds, set_summary
@@ -61,6 +61,19 @@ def _unfinished(ck):
     raise XrayError(f'{ck.parent} holds an unfinished training ({done}); pass --resume (resume=True) to continue it, or choose another --out')
 
 # %% ../nbs/13_train.ipynb #80b64bc9
+def _decide(learn, valid, calibrate, target_sensitivity):
+    "Predict `valid` once, view by view; fit `learn`'s temperature and threshold on it; returns its probabilities and targets"
+    rule = learn.loss_func
+    with learn.no_bar(): logits,targs = learn.xray_view_preds(learn.dls.test_dl(get_xray_files(valid), with_labels=True), act=noop)
+    if calibrate:
+        rule.temperature = fit_temperature(torch.softmax(logits[0].float(), 1), targs) # on the image itself (the first view)
+        print(f'temperature {rule.temperature:.3f}: fitted on validation', flush=True)
+    probs = torch.stack([rule.activation(l) for l in logits]).mean(0) # as `xray_preds` predicts every later image, so the threshold holds
+    if target_sensitivity:
+        rule.threshold = choose_threshold(probs, targs, learn.dls.vocab, target_sensitivity)
+        print(f'threshold {rule.threshold:.3f}: the highest with validation sensitivity >= {target_sensitivity}', flush=True)
+    return probs,targs
+
 def train_xray(data, # Assembled dataset (made by assemble: train/ and valid/ folders)
                out, # Folder for the model, history, plots and validation metrics
                arch:str=None, # torchvision architecture, e.g. mobilenet_v2, resnet18, resnet34; None takes `train_defaults()`'s
@@ -106,21 +119,14 @@ def train_xray(data, # Assembled dataset (made by assemble: train/ and valid/ fo
     cfg['train_seconds'] = round(float(hist.seconds.sum()), 1)
     cfg['lrs'] = dict(zip(hist.phase, hist.lr))
     if fb := {p:v['fallback'] for p,v in run.lr_finds.items() if 'fallback' in v}: cfg['lr_find_fallbacks'] = fb
-    run.use_tta,files = tta,get_xray_files(Path(data)/'valid')
-    with learn.no_bar(): logits,targs = learn.xray_view_preds(learn.dls.test_dl(files, with_labels=True), act=noop) # validation predicted once, view by view
-    if calibrate:
-        rule.temperature = fit_temperature(torch.softmax(logits[0].float(), 1), targs) # on the image itself (the first view)
-        say(f'temperature {rule.temperature:.3f}: fitted on validation', flush=True)
-    probs = torch.stack([rule.activation(l) for l in logits]).mean(0) # as `xray_preds` predicts every later image, so the threshold holds
-    if target_sensitivity:
-        rule.threshold = choose_threshold(probs, targs, learn.dls.vocab, target_sensitivity)
-        say(f'threshold {rule.threshold:.3f}: the highest with validation sensitivity >= {target_sensitivity}', flush=True)
-    run.target_sensitivity = target_sensitivity or None
-    cfg['threshold'],cfg['temperature'],cfg['tta'] = rule.threshold,rule.temperature,tta
-    m = diagnostic_metrics(probs, targs, learn.dls.vocab, rule.threshold)
-    if not rank:
-        with solo(): m = _write_run(learn, hist, cfg, data, out, export_pickle, (probs,targs))
+    run.use_tta,run.target_sensitivity,m = tta,target_sensitivity or None,None
+    if not rank: # rank 0 alone predicts validation and writes; under a launcher the others wait for its decision rule
+        with solo():
+            preds = _decide(learn, Path(data)/'valid', calibrate, target_sensitivity)
+            cfg['threshold'],cfg['temperature'],cfg['tta'] = rule.threshold,rule.temperature,tta
+            m = _write_run(learn, hist, cfg, data, out, export_pickle, preds)
         shutil.rmtree(ck, ignore_errors=True) # finished: nothing to resume
+    rule.temperature,rule.threshold,m = same_on_all_ranks((rule.temperature,rule.threshold,m))
     if distributed():
         print(f'rank {rank}: validation {_line(m)} threshold {rule.threshold:.4f} weights {_digest(learn.model)}', flush=True)
         distrib_barrier()
