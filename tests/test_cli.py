@@ -79,22 +79,22 @@ def test_assemble_read_only_source_copy(messy, tmp_path):
     finally:
         for p in [ro, *ro.rglob('*')]: p.chmod(0o755 if p.is_dir() else 0o644)
 
-@pytest.mark.parametrize('args,needle', [
-    (('assemble', '/nonexistent/src', '{tmp}/d'), 'does not exist'),
-    (('assemble', '{tmp}', '{tmp}/inside'), 'inside the source'),
-    (('train', '{tmp}', '--out', '{tmp}/o'), 'assemble'),
-    (('evaluate', '{tmp}/model.pth', '{tmp}', '--out', '{tmp}/o'), 'does not exist'),
-    (('predict', '{tmp}/model.pth', '{tmp}/x.jpeg'), 'does not exist'),
-    (('predict', '{tmp}', '{tmp}/x.jpeg'), 'holds no model.json'),
-    (('export', '{tmp}/model.pkl', '{tmp}/o'), '--trust-pickle'),
-    (('train', '{tmp}', '--out', '{tmp}/o', '--resume'), 'no checkpoint to resume from'),
+@pytest.mark.parametrize('args,needle,script', [
+    (('assemble', '/nonexistent/src', '{tmp}/d'), 'does not exist', True),
+    (('assemble', '{tmp}', '{tmp}/inside'), 'inside the source', False),
+    (('train', '{tmp}', '--out', '{tmp}/o'), 'assemble', False),
+    (('evaluate', '{tmp}/model.pth', '{tmp}', '--out', '{tmp}/o'), 'does not exist', False),
+    (('predict', '{tmp}/model.pth', '{tmp}/x.jpeg'), 'does not exist', False),
+    (('predict', '{tmp}', '{tmp}/x.jpeg'), 'holds no model.json', False),
+    (('export', '{tmp}/model.pkl', '{tmp}/o'), '--trust-pickle', False),
+    (('train', '{tmp}', '--out', '{tmp}/o', '--resume'), 'no checkpoint to resume from', False),
 ])
-def test_expected_errors_exit_2_without_traceback(tmp_path, capsys, monkeypatch, args, needle):
-    "Each expected error in `main`, in this process; the first one also through the console script, as a user meets it"
+def test_expected_errors_exit_2_without_traceback(tmp_path, capsys, monkeypatch, args, needle, script):
+    "Each expected error in `main`, in this process; with `script`, also through the console script, as a user meets it"
     (tmp_path/'NORMAL').mkdir()
     args = [a.format(tmp=tmp_path) for a in args]
     code,_,err = run_main(capsys, monkeypatch, *args)
-    if args[1]=='/nonexistent/src':
+    if script:
         r = cli(*args)
         assert (r.returncode,r.stderr)==(code,err), (r.returncode, r.stderr)
     assert code==2, (code, err)
