@@ -87,6 +87,7 @@ class XrayRun(Callback):
         self.model_info = None # the `model.json` the learner was loaded from
         self.validation = None # validation's metrics, intervals and calibration when the model was trained, shown beside every test set
         self.use_tta = False # predict as the mean over fixed views of each image (`xray_preds`), as the threshold was chosen
+        self.tta_scales = (1.,) # the image sizes, as fractions, at which those views are taken (`tta_views`)
     @property
     def pretrained(self): return self.weights_file is not None
     def before_epoch(self): self.t0,self.trained = time.time(),False

@@ -157,13 +157,20 @@ def add_xray_run(learn:Learner, # Any fastai `Learner`
     return set_speedups(learn, fast)
 
 # %% ../nbs/09_learner.ipynb #6f5fa0f8
+def _scaled(view, s):
+    "`view`, then the batch resized by `s` (antialiased, as an image saved smaller)"
+    if s==1: return view
+    return lambda x: F.interpolate(view(x), scale_factor=s, mode='bilinear', antialias=True, recompute_scale_factor=True)
+
 def tta_views(max_rotate:float=10., # Training's largest rotation in degrees (`xray_tfms`)
               max_zoom:float=1.1, # Training's largest zoom (`xray_tfms`)
+              scales:tuple=(1.,), # The views again at each of these fractions of the image size
              ) -> list:
-    "Fixed views of a batch of images: itself, rotated by ±`max_rotate`/2 and ±`max_rotate`, zoomed in by `max_zoom` and out by 1/`max_zoom`"
+    "Fixed views of a batch of images: itself, rotated by ±`max_rotate`/2 and ±`max_rotate`, zoomed in by `max_zoom` and out by 1/`max_zoom`, at each of `scales`"
     rot = lambda deg: lambda x: TensorImage(x).rotate(draw=deg, p=1.)
     zoom = lambda z: lambda x: TensorImage(x).zoom(draw=z, draw_x=.5, draw_y=.5, p=1.)
-    return [noop] + [rot(s*f*max_rotate) for f in (.5, 1.) for s in (1, -1)] + [zoom(max_zoom), zoom(1/max_zoom)]
+    views = [noop] + [rot(s*f*max_rotate) for f in (.5, 1.) for s in (1, -1)] + [zoom(max_zoom), zoom(1/max_zoom)]
+    return [_scaled(v, s) for s in scales for v in views]
 
 class ViewCallback(Callback):
     "Show the model `view` of each batch instead of the batch"
@@ -175,11 +182,11 @@ class ViewCallback(Callback):
 @patch
 def xray_view_preds(self:Learner,
                     dl, # `DataLoader` to predict, e.g. from `dls.test_dl`
-                    tta:bool=None, # All of `tta_views`, else the image itself only; default `learn.xray_run.use_tta`, stored with the model
+                    tta:bool=None, # All of `tta_views` at `learn.xray_run.tta_scales`, else the image itself only; default `learn.xray_run.use_tta`, both stored with the model
                     act=None, # As in `get_preds`: default the loss function's activation; `noop` for the logits
                    ) -> tuple:
     "Predictions of each view of `dl`'s images, stacked view × image × class, and the targets"
-    views = tta_views() if ifnone(tta, self.xray_run.use_tta) else [noop]
+    views = tta_views(scales=self.xray_run.tta_scales) if ifnone(tta, self.xray_run.use_tta) else [noop]
     res = [self.get_preds(dl=dl, act=act, cbs=ViewCallback(v)) for v in views]
     return torch.stack([r[0] for r in res]),res[0][1]
 

@@ -162,7 +162,7 @@ def _config(learn):
         cfg.setdefault('size', xray_size(learn.dls))
         cfg.setdefault('classes', list(learn.dls.vocab))
         cfg['model threshold'] = decision_rule(learn).threshold
-        cfg['test-time augmentation'] = f'mean over the {len(tta_views())} fixed views of tta_views' if run.use_tta else 'none: one pass'
+        cfg['test-time augmentation'] = f"mean over the {len(tta_views(scales=run.tta_scales))} fixed views of tta_views (at {', '.join(f'{s:g}' for s in run.tta_scales)} of the size)" if run.use_tta else 'none: one pass'
         if run.weights_file: cfg.setdefault('weights', str(run.weights_file))
     return {k:v for k,v in cfg.items() if v is not None}
 

@@ -42,7 +42,7 @@ def model_info(learn:Learner) -> dict:
     info = dict(format=model_format, arch=run.arch, vocab=list(map(str, learn.dls.vocab)), size=size,
                 n_in=3, gray=any(isinstance(t, GrayToRGB) for t in dl.after_batch.fs),
                 normalize=dict(mean=norm[0].mean.flatten().tolist(), std=norm[0].std.flatten().tolist()) if norm else None,
-                threshold=rule.threshold, temperature=rule.temperature, tta=bool(run.use_tta), target_sensitivity=run.target_sensitivity,
+                threshold=rule.threshold, temperature=rule.temperature, tta=bool(run.use_tta), tta_scales=[float(s) for s in run.tta_scales], target_sensitivity=run.target_sensitivity,
                 history=None if hist is None else [{k:getattr(v, 'item', lambda: v)() for k,v in r.items()} for r in hist.to_dict('records')], lr_finds=run.lr_finds,
                 versions=dict(pneumonia_fastai=pneumonia_fastai.__version__, fastai=fastai.__version__, torch=torch.__version__,
                               torchvision=torchvision.__version__, python=platform.python_version()))
@@ -188,7 +188,9 @@ _metric_names = ('accuracy','sensitivity','specificity','auc')
 _class_metric_names = ('class_accuracy','balanced_accuracy','macro_f1') # `bootstrap_ci` with more than two classes
 def _ci_name(k): return k in _metric_names+_class_metric_names or isinstance(k, str) and k.startswith('recall_') and _class_name.fullmatch(k[7:]) is not None
 _optional = dict(temperature=lambda v: None if _num(v, 0, 100) and v>0 else ('', v, 'a number above 0, at most 100'),
-                 tta=lambda v: None if isinstance(v, bool) else ('', v, 'true or false'), validation=_validation)
+                 tta=lambda v: None if isinstance(v, bool) else ('', v, 'true or false'),
+                 tta_scales=lambda v: None if isinstance(v, list) and 1<=len(v)<=4 and all(_num(s, 0.25, 1) for s in v) else ('', v, 'a list of 1 to 4 numbers from 0.25 to 1'),
+                 validation=_validation)
 
 def check_model_info(info, # Parsed `model.json`
                      fname='model.json', # Its file, named in the messages
@@ -250,7 +252,7 @@ def load_xray_learner(path, # `model.pth` or `model.json` from `save_xray_model`
         _load_weights(fp, info, learn.model)
         run = learn.xray_run
         run.target_sensitivity,run.lr_finds,run.model_info,run.validation = info['target_sensitivity'],info['lr_finds'],info,info.get('validation')
-        run.use_tta = info.get('tta', False)
+        run.use_tta,run.tta_scales = info.get('tta', False),tuple(info.get('tta_scales', [1.]))
         run.history = pd.DataFrame(info['history']) if info['history'] else None
     learn.model.eval()
     return set_speedups(set_bars(learn))

@@ -88,12 +88,14 @@ def train_xray(data, # Assembled dataset (made by assemble: train/ and valid/ fo
                target_sensitivity:float=None, # Set the decision threshold on validation for this sensitivity, 0 to keep 0.5; None takes `train_defaults()`'s
                calibrate:bool=True, # Fit a temperature on validation (temperature scaling) so that the probabilities are better calibrated
                tta:bool=True, # Predict each image as the mean over fixed views of it (`tta_views`), validation too, before the threshold is chosen
+               tta_scale:float=0.75, # With `tta`, also take each view at this fraction of the image size (1: full size only)
                resume:bool=False, # Continue an interrupted training from out/checkpoints, with the same options
                export_pickle:bool=False, # Also write fastai's pickled model.pkl (loading a pickle can run code: share model.pth + model.json)
                cbs=None, # More callbacks for the `Learner`
               ):
     "Train on `data` with `fine_tune_xray`; writes `model.pth` + `model.json`, `history.csv`, plots and `valid/metrics.json` to `out`"
     d = train_defaults()
+    if not (isinstance(tta_scale, (int,float)) and 0.25<=tta_scale<=1): raise XrayError(f'tta_scale must be a number from 0.25 to 1, not {tta_scale!r}; 0.75 is the default, 1 turns the smaller views off')
     if weights is not None and str(weights).lower()=='none': weights = None
     arch,size,bs,freeze_epochs,epochs,target_sensitivity = (ifnone(v, d[k]) for k,v in dict(arch=arch, size=size, bs=bs,
         freeze_epochs=freeze_epochs, epochs=epochs, target_sensitivity=target_sensitivity).items())
@@ -119,11 +121,11 @@ def train_xray(data, # Assembled dataset (made by assemble: train/ and valid/ fo
     cfg['train_seconds'] = round(float(hist.seconds.sum()), 1)
     cfg['lrs'] = dict(zip(hist.phase, hist.lr))
     if fb := {p:v['fallback'] for p,v in run.lr_finds.items() if 'fallback' in v}: cfg['lr_find_fallbacks'] = fb
-    run.use_tta,run.target_sensitivity,m = tta,target_sensitivity or None,None
+    run.use_tta,run.tta_scales,run.target_sensitivity,m = tta,(1.,) if tta_scale==1 else (1.,float(tta_scale)),target_sensitivity or None,None
     if not rank: # rank 0 alone predicts validation and writes; under a launcher the others wait for its decision rule
         with solo():
             preds = _decide(learn, Path(data)/'valid', calibrate, target_sensitivity)
-            cfg['threshold'],cfg['temperature'],cfg['tta'] = rule.threshold,rule.temperature,tta
+            cfg['threshold'],cfg['temperature'],cfg['tta'],cfg['tta_scales'] = rule.threshold,rule.temperature,tta,list(run.tta_scales)
             m = _write_run(learn, hist, cfg, data, out, export_pickle, preds)
         shutil.rmtree(ck, ignore_errors=True) # finished: nothing to resume
     rule.temperature,rule.threshold,m = same_on_all_ranks((rule.temperature,rule.threshold,m))
