@@ -20,7 +20,7 @@ from .metrics import choose_threshold, fit_temperature
 from .callbacks import read_checkpoint
 from .distributed import distributed, solo, same_on_all_ranks
 from .learner import xray_learner, fine_tune_xray
-from .share import save_xray_model
+from .share import save_xray_model, _num
 from .report import evaluate, plot_history, plot_lr_finds, set_summary
 
 # %% auto #0
@@ -95,7 +95,7 @@ def train_xray(data, # Assembled dataset (made by assemble: train/ and valid/ fo
               ):
     "Train on `data` with `fine_tune_xray`; writes `model.pth` + `model.json`, `history.csv`, plots and `valid/metrics.json` to `out`"
     d = train_defaults()
-    if not (isinstance(tta_scale, (int,float)) and 0.25<=tta_scale<=1): raise XrayError(f'tta_scale must be a number from 0.25 to 1, not {tta_scale!r}; 0.75 is the default, 1 turns the smaller views off')
+    if not _num(tta_scale, 0.25, 1): raise XrayError(f'tta_scale must be a number from 0.25 to 1, not {tta_scale!r}; 0.75 is the default, 1 turns the smaller views off')
     if weights is not None and str(weights).lower()=='none': weights = None
     arch,size,bs,freeze_epochs,epochs,target_sensitivity = (ifnone(v, d[k]) for k,v in dict(arch=arch, size=size, bs=bs,
         freeze_epochs=freeze_epochs, epochs=epochs, target_sensitivity=target_sensitivity).items())
