@@ -173,13 +173,10 @@ def tta_views(max_rotate:float=10., # Training's largest rotation in degrees (`x
     return [_scaled(v, s) for s in scales for v in views]
 
 class ViewCallback(Callback):
-    "Show the model each of `views` of every image instead of the batch: image by image, the views one after another (targets repeated to match)"
+    "Show the model `view` of each batch instead of the batch"
     order = 100 # after the callbacks that move or cast the batch
-    def __init__(self, views): self.views = listify(views)
-    def before_batch(self):
-        n = len(self.views)
-        self.learn.xb = (torch.stack([v(self.xb[0]) for v in self.views], 1).flatten(0, 1),)
-        self.learn.yb = tuple(y.repeat_interleave(n, 0) for y in self.yb)
+    def __init__(self, view): self.view = view
+    def before_batch(self): self.learn.xb = (self.view(self.xb[0]),)
 
 # %% ../nbs/09_learner.ipynb #9963539d
 @patch
@@ -189,13 +186,9 @@ def xray_view_preds(self:Learner,
                     act=None, # As in `get_preds`: default the loss function's activation; `noop` for the logits
                    ) -> tuple:
     "Predictions of each view of `dl`'s images, stacked view × image × class, and the targets"
-    scales = self.xray_run.tta_scales if ifnone(tta, self.xray_run.use_tta) else None
-    views = tta_views(scales=scales) if scales else [noop]
-    n = len(views)//len(scales or [1]) # the views of one size go through the model together: each image is decoded once per size
-    dl = dl.new(bs=max(1, dl.bs//n), shuffle=False) # so many images that a batch of their views is as large as before, in the items' order (`reorder` would cut the repeats)
-    res = [self.get_preds(dl=dl, act=act, cbs=ViewCallback(views[i:i+n]), reorder=False) for i in range(0, len(views), n)]
-    targs = res[0][1] # None for a `dl` without labels
-    return torch.cat([p.view(-1, n, p.shape[-1]).transpose(0, 1) for p,_ in res]),None if targs is None else targs[::n]
+    views = tta_views(scales=self.xray_run.tta_scales) if ifnone(tta, self.xray_run.use_tta) else [noop]
+    res = [self.get_preds(dl=dl, act=act, cbs=ViewCallback(v)) for v in views]
+    return torch.stack([r[0] for r in res]),res[0][1]
 
 @patch
 def xray_preds(self:Learner,
