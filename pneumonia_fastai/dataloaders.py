@@ -15,7 +15,8 @@ from .core import XrayError
 from .image import xray_image, get_xray_files
 
 # %% auto #0
-__all__ = ['PILXray', 'GrayToRGB', 'xray_tfms', 'default_workers', 'xray_block', 'xray_dls', 'inference_dls', 'xray_size']
+__all__ = ['PILXray', 'GrayToRGB', 'ZoomInOut', 'xray_tfms', 'default_workers', 'xray_block', 'xray_dls', 'inference_dls',
+           'xray_size']
 
 # %% ../nbs/05_dataloaders.ipynb #45a69b30
 class PILXray(PILImageBW):
@@ -31,16 +32,27 @@ class GrayToRGB(Transform):
     def encodes(self, x:TensorImageBW) -> TensorImage: return TensorImage(x.expand(-1, 3, -1, -1))
 
 # %% ../nbs/05_dataloaders.ipynb #52c014f0
+class ZoomInOut(Transform):
+    "Zoom each training image in or out by a random factor, log-uniform in [`min_zoom`, `max_zoom`], after the other augmentation"
+    split_idx,order = 0,45 # training batches only; after fastai's affine (30) and lighting (40) transforms, one more resampling
+    def __init__(self, min_zoom:float=0.7, max_zoom:float=1.4, pad_mode:str=PadMode.Reflection): store_attr()
+    def encodes(self, x:TensorImage):
+        n,dev = x.shape[0],x.device
+        z = torch.empty(n, device=dev).uniform_(math.log(self.min_zoom), math.log(self.max_zoom)).exp()
+        c = torch.full((n,), .5, device=dev)
+        return x.zoom(draw=z, draw_x=c, draw_y=c, p=1., pad_mode=self.pad_mode)
+
 @delegates(aug_transforms)
 def xray_tfms(size:int=224, # Final size of the batch (after item resizing)
               max_rotate:float=10., # Largest rotation in degrees
               max_zoom:float=1.1, # Largest zoom
               max_lighting:float=0.2, # Brightness/contrast change
               do_flip:bool=False, # Horizontal flips (off: anatomy is not symmetric)
+              zoom_in_out:tuple=(0.7, 1.4), # `ZoomInOut`'s range, or None for fastai's transforms only
               **kwargs):
-    "Batch augmentation suited to chest X-rays: small rotations, zoom and lighting, no flips"
+    "Batch augmentation suited to chest X-rays: small rotations, zoom and lighting, no flips, then every image zoomed in or out"
     return aug_transforms(size=size, max_rotate=max_rotate, max_zoom=max_zoom, max_lighting=max_lighting,
-                          do_flip=do_flip, flip_vert=False, **kwargs)
+                          do_flip=do_flip, flip_vert=False, **kwargs) + ([ZoomInOut(*zoom_in_out)] if zoom_in_out else [])
 
 # %% ../nbs/05_dataloaders.ipynb #bd8706c6
 def default_workers() -> int:

@@ -163,7 +163,7 @@ def _scaled(view, s):
     return lambda x: F.interpolate(view(x), scale_factor=s, mode='bilinear', antialias=True, recompute_scale_factor=True)
 
 def tta_views(max_rotate:float=10., # Training's largest rotation in degrees (`xray_tfms`)
-              max_zoom:float=1.1, # Training's largest zoom (`xray_tfms`)
+              max_zoom:float=1.1, # Zoom of the zoomed-in view (the zoomed-out one takes its inverse): fastai's largest zoom in `xray_tfms`
               scales:tuple=(1.,), # The views again at each of these fractions of the image size
              ) -> list:
     "Fixed views of a batch of images: itself, rotated by ±`max_rotate`/2 and ±`max_rotate`, zoomed in by `max_zoom` and out by 1/`max_zoom`, at each of `scales`"
