@@ -92,14 +92,14 @@ def xray_dls(path, # Assembled dataset with train/ and valid/ folders
              bs:int=64, # Batch size
              train:str='train', # Folder of the training split
              valid:str='valid', # Folder of the validation split
-             aug:bool=True, # Apply `xray_tfms` to training batches
+             aug:bool|dict=True, # Apply `xray_tfms` to training batches; a dict: with these arguments, e.g. `dict(zoom_in_out=None)`
              num_workers:int=None, # DataLoader workers; default `default_workers()`
              seed:int=None, # Seed for shuffling
              **kwargs) -> DataLoaders:
     "`DataLoaders` over an assembled X-ray dataset at `path`"
     _check_assembled(path, train, valid)
     if seed is not None: set_seed(seed, reproducible=True)
-    dblock = xray_block(size, train, valid, aug)
+    dblock = xray_block(size, train, valid, bool(aug) or isinstance(aug, dict), **(aug if isinstance(aug, dict) else {}))
     dsets = dblock.datasets(Path(path))
     if bs>len(dsets.train):
         warn(f'bs={bs} is larger than the {len(dsets.train)} training images; using bs={len(dsets.train)}')

@@ -99,9 +99,8 @@ def exp_dls(path, # Assembled dataset
     cfg = exp_config(cfg)
     if cfg['balance']=='undersample': path = undersampled(path, seed)
     a,sz = cfg['aug'],cfg['size']
-    dls = xray_dls(path, size=sz, bs=cfg['bs'], seed=seed, aug=a==1)
     # the sweeps' augmentation is fastai's, scaled by `aug`, as when they ran: without `ZoomInOut`, which came later
-    dls.train.after_batch.fs = dls.train.after_batch.fs.filter(lambda t: not isinstance(t, ZoomInOut))
+    dls = xray_dls(path, size=sz, bs=cfg['bs'], seed=seed, aug=dict(zoom_in_out=None) if a==1 else False)
     if a not in (0,1): dls.train.after_batch.add(xray_tfms(sz, max_rotate=10*a, max_zoom=1+0.1*a, max_warp=0.2*a, max_lighting=min(0.2*a, 0.9), zoom_in_out=None))
     return dls
 
