@@ -15,7 +15,7 @@ from fastai.vision.all import *
 from .core import XrayError, default_seed, atomic_write, atomic_folder, save_fig
 from .image import get_xray_files
 from .assemble import cut_patients, undersample
-from .dataloaders import xray_dls, xray_tfms, ZoomInOut
+from .dataloaders import xray_dls, ZoomInOut
 from .metrics import XrayLoss, xray_metrics, diagnostic_metrics
 from .learner import xray_learner, add_xray_run, fine_tune_xray, arch_builder
 
@@ -100,9 +100,8 @@ def exp_dls(path, # Assembled dataset
     if cfg['balance']=='undersample': path = undersampled(path, seed)
     a,sz = cfg['aug'],cfg['size']
     # the sweeps' augmentation is fastai's, scaled by `aug`, as when they ran: without `ZoomInOut`, which came later
-    dls = xray_dls(path, size=sz, bs=cfg['bs'], seed=seed, aug=dict(zoom_in_out=None) if a==1 else False)
-    if a not in (0,1): dls.train.after_batch.add(xray_tfms(sz, max_rotate=10*a, max_zoom=1+0.1*a, max_warp=0.2*a, max_lighting=min(0.2*a, 0.9), zoom_in_out=None))
-    return dls
+    tfms = dict(max_rotate=10*a, max_zoom=1+0.1*a, max_warp=0.2*a, max_lighting=min(0.2*a, 0.9), zoom_in_out=None)
+    return xray_dls(path, size=sz, bs=cfg['bs'], seed=seed, aug=tfms if a else False)
 
 # %% ../nbs/15_experiments.ipynb #47eb7d9a
 def class_weights(dls:DataLoaders) -> torch.Tensor:
