@@ -170,7 +170,7 @@ def run_pipeline(src, # Download (e.g. the Kaggle chest_xray/ folder), class-fol
     return m
 
 # %% ../nbs/13_train.ipynb #9c8ba321
-demo_defaults = dict(arch='resnet18', weights=None, size=48, bs=32, freeze_epochs=1, epochs=3, lr=3e-3, target_sensitivity=0)
+demo_defaults = dict(arch='resnet18', weights=None, size=48, bs=32, freeze_epochs=1, epochs=3, lr=3e-3)
 
 @delegates(train_xray, but=['data','out'])
 def run_demo(out, # Folder for the phantoms and the results
