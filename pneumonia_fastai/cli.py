@@ -116,7 +116,7 @@ def xray_parser() -> argparse.ArgumentParser:
     def cmd(name, func, help, description): return sub.add_parser(name, help=help, description=description).set_defaults(func=func) or sub.choices[name]
     s = cmd('assemble', _cmd_assemble, 'make train/valid/test/<CLASS>/ folders split by patient', 'Assemble SRC (a Kaggle download, class folders of images or DICOM files, or with --csv an image folder described by a metadata CSV) into DEST/{train,valid,test}/<CLASS>/, split by patient. SRC is never modified.')
     add_options(s, assemble, positional=['src','dest'], skip=['quiet'])
-    s = cmd('train', _cmd_train, 'train a model on an assembled dataset', 'Train on DATA (made by assemble): lr_find, frozen fit_one_cycle, unfreeze, fit_one_cycle with discriminative rates; the decision threshold is set on validation.')
+    s = cmd('train', _cmd_train, 'train a model on an assembled dataset', 'Train on DATA (made by assemble): frozen fit_one_cycle, unfreeze, fit_one_cycle with discriminative rates (at --lr, or at lr_find\'s suggestion with --lr-find); the decision threshold is set on validation.')
     add_options(s, train_xray, positional=['data'], required=['out'], skip=['cbs'], defaults=train_defaults())
     s = cmd('evaluate', _cmd_evaluate, 'diagnostic metrics and plots on a test folder', 'Evaluate MODEL on DATA (an assembled dataset, whose test/ is used, or a folder of class folders).')
     s.add_argument('model', help=_model_help); s.add_argument('data', help='assembled dataset or test folder')

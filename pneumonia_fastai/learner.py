@@ -259,7 +259,7 @@ def _resume(learn, path, st, stage):
 def fine_tune_xray(learn:Learner, # From `xray_learner`
                    freeze_epochs:int=1, # Epochs training the head only (pretrained models)
                    epochs:int=4, # Epochs training all layers (the default recipe, see `train_defaults`)
-                   lr:float=None, # Peak learning rate; None runs `lr_find` (before the first stage, or before each with `lr_find_unfrozen`)
+                   lr:float=None, # Peak learning rate of the first stage, as `fine_tune`'s `base_lr` (unfrozen after a frozen stage: half); None runs `lr_find` (before the first stage, or before each with `lr_find_unfrozen`)
                    lr_find_unfrozen:bool=False, # Run `lr_find` again before the unfrozen stage, instead of halving the frozen stage's rate as fastai's `fine_tune` does
                    lr_find_iters:int=None, # Iterations of each `lr_find`; default 2 epochs, between 40 and 100
                    show_plot:bool=None, # Show the lr_find plots; default in notebooks
@@ -293,8 +293,8 @@ def fine_tune_xray(learn:Learner, # From `xray_learner`
                 step = 'lr_find'
                 prev = [v for k,v in st['lrs'].items() if k!=stage]
                 again = failed.get('error') if failed.get('stage')==stage and failed.get('step')=='lr_find' else None
-                if lr or not prev or lr_find_unfrozen: st['lrs'][stage] = lr or _lr_find(learn, stage, lr_find_iters, show_plot, prev=prev[-1] if prev else None, failed=again)
-                else: st['lrs'][stage] = prev[-1]/2 # fastai's fine_tune: base_lr/2 once unfrozen
+                if prev and (lr or not lr_find_unfrozen): st['lrs'][stage] = prev[-1]/2 # fastai's fine_tune: base_lr/2 once unfrozen
+                else: st['lrs'][stage] = lr or _lr_find(learn, stage, lr_find_iters, show_plot, prev=prev[-1] if prev else None, failed=again)
                 st['lr_finds'] = run.lr_finds
             step,top = 'fit',st['lrs'][stage]
             st['best'][stage] = _fit(learn, stage, stages[stage], slice(top/100, top) if len(stages)==2 and stage=='unfrozen' else top, st, ckpt)

@@ -29,7 +29,7 @@ __all__ = ['demo_defaults', 'train_defaults', 'train_xray', 'say_transfer', 'run
 # %% ../nbs/13_train.ipynb #d6cd3607
 def train_defaults() -> dict:
     "Default training settings: one recipe for a CPU and a GPU, the one measured on new patients"
-    return dict(arch='mobilenet_v2', size=128, bs=32, freeze_epochs=1, epochs=4, target_sensitivity=0.93)
+    return dict(arch='mobilenet_v2', size=128, bs=32, freeze_epochs=1, epochs=4, lr=2e-2, target_sensitivity=0.93)
 
 # %% ../nbs/13_train.ipynb #5d968d69
 def _digest(model):
@@ -80,8 +80,9 @@ def train_xray(data, # Assembled dataset (made by assemble: train/ and valid/ fo
                bs:int=None, # Batch size (of each process under `accelerate launch`); None takes `train_defaults()`'s
                freeze_epochs:int=None, # Epochs training the head only (pretrained models); None takes `train_defaults()`'s
                epochs:int=None, # Epochs training all layers; None takes `train_defaults()`'s
-               lr:float=None, # Peak learning rate; None runs `lr_find` before the first stage (and the unfrozen stage takes half, as fastai's fine_tune)
-               lr_find_unfrozen:bool=False, # Run lr_find again before the unfrozen stage instead of halving the first stage's rate
+               lr:float=None, # Peak learning rate of the frozen stage (the unfrozen stage takes half, as fastai's fine_tune); None takes `train_defaults()`'s
+               lr_find:bool=False, # Run lr_find before the first stage and train at its suggestion instead of at `lr`
+               lr_find_unfrozen:bool=False, # Run lr_find before both stages (so `lr_find` too), instead of halving the first stage's rate
                seed:int=default_seed, # Seed for the data order and the initialisation (and, in `run`, the assembly)
                target_sensitivity:float=None, # Set the decision threshold on validation for this sensitivity, 0 to keep 0.5; None takes `train_defaults()`'s
                calibrate:bool=True, # Fit a temperature on validation (temperature scaling) so that the probabilities are better calibrated
@@ -95,8 +96,9 @@ def train_xray(data, # Assembled dataset (made by assemble: train/ and valid/ fo
     d = train_defaults()
     if not _num(tta_scale, 0.25, 1): raise XrayError(f'tta_scale must be a number from 0.25 to 1, not {tta_scale!r}; 0.75 is the default, 1 turns the smaller views off')
     if weights is not None and str(weights).lower()=='none': weights = None
-    arch,size,bs,freeze_epochs,epochs,target_sensitivity = (ifnone(v, d[k]) for k,v in dict(arch=arch, size=size, bs=bs,
-        freeze_epochs=freeze_epochs, epochs=epochs, target_sensitivity=target_sensitivity).items())
+    arch,size,bs,freeze_epochs,epochs,lr,target_sensitivity = (ifnone(v, d[k]) for k,v in dict(arch=arch, size=size, bs=bs,
+        freeze_epochs=freeze_epochs, epochs=epochs, lr=lr, target_sensitivity=target_sensitivity).items())
+    if lr_find or lr_find_unfrozen: lr = None # `fine_tune_xray` runs lr_find when given no rate
     out = Path(out).absolute()
     rank,say = rank_distrib(),(print if not rank_distrib() else noop)
     opts = dict(data=str(Path(data).absolute()), arch=arch, weights=None if weights is None else str(weights), size=size, bs=bs,
@@ -104,7 +106,7 @@ def train_xray(data, # Assembled dataset (made by assemble: train/ and valid/ fo
     ck = out/'checkpoints'
     if resume: read_checkpoint(ck, opts) # fail now, not after loading data and weights
     else: _unfinished(ck)
-    cfg = dict(opts, freeze_epochs=freeze_epochs, epochs=epochs, lr=lr, device=str(default_device()), torch=torch.__version__, python=platform.python_version())
+    cfg = dict(opts, freeze_epochs=freeze_epochs, epochs=epochs, lr=lr, lr_find=lr is None, device=str(default_device()), torch=torch.__version__, python=platform.python_version())
     set_seed(seed, reproducible=True)
     dls = xray_dls(data, size=size, bs=bs, seed=seed)
     learn = xray_learner(dls, arch, weights=weights, seed=seed, path=out, cbs=cbs)
@@ -112,6 +114,7 @@ def train_xray(data, # Assembled dataset (made by assemble: train/ and valid/ fo
     say(f'{"resuming" if resume else "training"} {arch} ({"pretrained: "+str(run.weights_file) if run.pretrained else "from scratch"}) on {len(dls.train_ds)} images, '
         f'validating on {len(dls.valid_ds)}, {size}px, bs {dls.train.bs}, on {"GPU" if torch.cuda.is_available() else "CPU"}'
         + (f', {num_distrib()} processes' if distributed() else ''), flush=True)
+    if lr: say(f'lr {lr:.2e} for the frozen stage, {lr/2:.2e} once unfrozen' + (' (the default; --lr-find, lr_find=True, runs lr_find instead)' if lr==d['lr'] else ''), flush=True)
     try: hist = fine_tune_xray(learn, freeze_epochs, epochs, lr, lr_find_unfrozen=lr_find_unfrozen, checkpoints=ck, resume=resume, options=opts)
     except torch.cuda.OutOfMemoryError:
         raise XrayError(f'out of GPU memory training {arch} at {size}px with batch size {bs}; train again with a smaller --bs '
@@ -164,7 +167,7 @@ def run_pipeline(src, # Download (e.g. the Kaggle chest_xray/ folder), class-fol
     if rank_distrib(): return # under `accelerate launch`, rank 0 evaluates
     with solo(): m = evaluate(learn, data/'test', out/'report', external=external)
     say_transfer(m)
-    print(f"Report: {out/'report'} (report.html, metrics.json, confusion_matrix.png, roc_curve.png, reliability.png, gradcam.png, top_losses.png, training_curves.png, lr_find.png)")
+    print(f"Report: {out/'report'} (report.html, metrics.json, confusion_matrix.png, roc_curve.png, reliability.png, gradcam.png, top_losses.png, training_curves.png{', lr_find.png' if (out/'report'/'lr_find.png').exists() else ''})")
     return m
 
 # %% ../nbs/13_train.ipynb #9c8ba321

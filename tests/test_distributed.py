@@ -41,12 +41,12 @@ def test_train_under_accelerate_launch_two_cpu_processes(data, tmp_path):
     # on GPUs: accelerate launch --multi_gpu --num_processes N (or `accelerate config` once); without GPUs the same command runs CPU processes
     cmd = [str(BIN/'accelerate'), 'launch', '--multi_gpu', '--num_processes', '2', '--num_machines', '1', '--mixed_precision', 'no',
            '--dynamo_backend', 'no', '--main_process_port', '29533', '-m', 'pneumonia_fastai.cli', 'train', str(data/'data'), '--out', str(out),
-           '--arch', 'resnet18', '--weights', str(tmp_path/'r18.pth'), '--size', '32', '--bs', '8', '--freeze-epochs', '1', '--epochs', '1']
+           '--arch', 'resnet18', '--weights', str(tmp_path/'r18.pth'), '--size', '32', '--bs', '8', '--freeze-epochs', '1', '--epochs', '1', '--lr-find']
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode==0, r.stderr[-3000:]
     # one log: epoch lines and lr_find from rank 0 only
     assert sum(l.startswith('epoch ') for l in r.stdout.splitlines())==2, r.stdout
-    assert sum(l.startswith('lr_find [') for l in r.stdout.splitlines())==1, r.stdout # one lr_find: the unfrozen stage takes half its rate
+    assert sum(l.startswith('lr_find [') for l in r.stdout.splitlines())==1, r.stdout # --lr-find: one lr_find, in rank 0; the unfrozen stage takes half its rate
     # both ranks finished, with the same validation metrics, threshold and weights
     ranks = dict(re.findall(r'^rank (\d): (.*)$', r.stdout, re.M))
     assert set(ranks)=={'0','1'}, r.stdout
