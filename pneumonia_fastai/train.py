@@ -132,7 +132,7 @@ def train_xray(data, # Assembled dataset (made by assemble: train/ and valid/ fo
         shutil.rmtree(ck, ignore_errors=True) # finished: nothing to resume
     rule.temperature,rule.threshold,m = same_on_all_ranks((rule.temperature,rule.threshold,m))
     if distributed():
-        print(f'rank {rank}: validation {_line(m)} threshold {rule.threshold:.4f} weights {_digest(learn.model)}', flush=True)
+        print(f'rank {rank}: validation {_line(m)} threshold {rule.threshold:.4f} weights {_digest(learn.model)}\n', end='', flush=True) # one write, so the ranks' lines do not interleave
         distrib_barrier()
     say(f"validation: {_line(m)}; model saved to {out/'model.pth'} (+ model.json)", flush=True)
     return learn
