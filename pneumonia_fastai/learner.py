@@ -295,6 +295,7 @@ def fine_tune_xray(learn:Learner, # From `xray_learner`
                 again = failed.get('error') if failed.get('stage')==stage and failed.get('step')=='lr_find' else None
                 if prev and (lr or not lr_find_unfrozen): st['lrs'][stage] = prev[-1]/2 # fastai's fine_tune: base_lr/2 once unfrozen
                 else: st['lrs'][stage] = lr or _lr_find(learn, stage, lr_find_iters, show_plot, prev=prev[-1] if prev else None, failed=again)
+                if stage not in run.lr_finds and not rank_distrib(): print(f"lr [{stage}]: {st['lrs'][stage]:.2e}" + (", half the previous stage's, as fastai's fine_tune" if prev else ''), flush=True)
                 st['lr_finds'] = run.lr_finds
             step,top = 'fit',st['lrs'][stage]
             st['best'][stage] = _fit(learn, stage, stages[stage], slice(top/100, top) if len(stages)==2 and stage=='unfrozen' else top, st, ckpt)

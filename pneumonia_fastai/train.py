@@ -114,8 +114,6 @@ def train_xray(data, # Assembled dataset (made by assemble: train/ and valid/ fo
     say(f'{"resuming" if resume else "training"} {arch} ({"pretrained: "+str(run.weights_file) if run.pretrained else "from scratch"}) on {len(dls.train_ds)} images, '
         f'validating on {len(dls.valid_ds)}, {size}px, bs {dls.train.bs}, on {"GPU" if torch.cuda.is_available() else "CPU"}'
         + (f', {num_distrib()} processes' if distributed() else ''), flush=True)
-    if lr: say(f'lr {lr:.2e}' + (f' for the frozen stage, {lr/2:.2e} once unfrozen' if run.pretrained and freeze_epochs else '')
-               + (' (the default; --lr-find, lr_find=True, runs lr_find instead)' if lr==d['lr'] else ''), flush=True)
     try: hist = fine_tune_xray(learn, freeze_epochs, epochs, lr, lr_find_unfrozen=lr_find_unfrozen, checkpoints=ck, resume=resume, options=opts)
     except torch.cuda.OutOfMemoryError:
         raise XrayError(f'out of GPU memory training {arch} at {size}px with batch size {bs}; train again with a smaller --bs '
