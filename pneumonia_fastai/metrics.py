@@ -17,7 +17,7 @@ from scipy.special import log_softmax
 from fastcore.all import *
 from fastai.torch_core import to_np
 from fastai.metrics import AccumMetric
-from fastai.losses import BaseLoss, LabelSmoothingCrossEntropy
+from fastai.losses import BaseLoss, LabelSmoothingCrossEntropy, FocalLoss
 from .core import XrayError
 
 # %% auto #0
@@ -56,7 +56,7 @@ def predicted_classes(probs, # Predicted probabilities, one column per class of 
 
 # %% ../nbs/06_metrics.ipynb #9a5a59b6
 class XrayLoss(BaseLoss):
-    "Cross-entropy carrying the decision rule: `activation` is a softmax at `temperature`, `decodes` is `predicted_classes` at `threshold`"
+    "Cross-entropy (or focal loss) carrying the decision rule: `activation` is a softmax at `temperature`, `decodes` is `predicted_classes` at `threshold`"
     y_int = True # fastai's `MixUp` and `CutMix` mix the targets of such a loss
     def __init__(self,
                  vocab, # Class names, in the model's order; one is NORMAL
@@ -64,9 +64,13 @@ class XrayLoss(BaseLoss):
                  temperature:float=1., # The logits are divided by it before the softmax; 1 leaves the probabilities as trained
                  weight=None, # Weight of each class in the loss (a tensor), or None
                  eps:float=0., # Label smoothing, as fastai's `LabelSmoothingCrossEntropy`; 0 for none
+                 gamma:float=0., # Focal loss's focusing parameter, as fastai's `FocalLoss`; 0 for cross-entropy
                  axis:int=-1, # Class axis
                 ):
-        if eps: super().__init__(LabelSmoothingCrossEntropy, eps=eps, weight=weight, axis=axis)
+        if not (gamma>=0 and math.isfinite(gamma)): raise XrayError(f'gamma={gamma} must be a number of at least 0 (0: cross-entropy)')
+        if eps and gamma: raise XrayError(f'label smoothing (eps={eps}) and focal loss (gamma={gamma}) do not combine: pass one of them')
+        if gamma: super().__init__(FocalLoss, gamma=float(gamma), weight=weight, axis=axis)
+        elif eps: super().__init__(LabelSmoothingCrossEntropy, eps=eps, weight=weight, axis=axis)
         else: super().__init__(nn.CrossEntropyLoss, weight=weight, axis=axis)
         self.vocab,self.threshold,self.temperature = [str(v) for v in vocab],float(threshold),float(temperature)
         normal_idx(self.vocab)
