@@ -168,7 +168,8 @@ def run_pipeline(src, # Download (e.g. the Kaggle chest_xray/ folder), class-fol
     if rank_distrib(): return # under `accelerate launch`, rank 0 evaluates
     with solo(): m = evaluate(learn, data/'test', out/'report', external=external)
     say_transfer(m)
-    print(f"Report: {out/'report'} (report.html, metrics.json, confusion_matrix.png, roc_curve.png, reliability.png, gradcam.png, top_losses.png, training_curves.png{', lr_find.png' if (out/'report'/'lr_find.png').exists() else ''})")
+    shown = sorted((f.name for f in (out/'report').iterdir() if f.suffix in ('.html','.json','.png')), key=lambda n: (not n.endswith('.html'), not n.endswith('.json'), n))
+    print(f"Report: {out/'report'} ({', '.join(shown)})") # what this run wrote, whichever plots it made
     return m
 
 # %% ../nbs/13_train.ipynb #9c8ba321

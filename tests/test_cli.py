@@ -118,7 +118,10 @@ def test_demo_end_to_end_beats_chance(tmp_path):
     lines = r.stdout.splitlines()
     assert sum(l.startswith('epoch ') for l in lines)==demo_defaults['freeze_epochs']+demo_defaults['epochs'], 'one line per epoch in a log'
     assert not any('\r' in l or '█' in l for l in lines), 'no progress bars in a log'
-    assert f"Report: {out/'report'}" in r.stdout
+    line = next(l for l in lines if l.startswith(f"Report: {out/'report'} ("))
+    listed = line.split(' (',1)[1].rstrip(')').split(', ')
+    assert listed[0]=='report.html' and all((out/'report'/f).is_file() for f in listed), line # it names what the run wrote, and only that
+    assert {'metrics.json','confusion_matrix.png','roc_curve.png'}<=set(listed) and 'lr_find.png' not in listed, line # no lr_find ran by default
     for f in ('confusion_matrix.png','roc_curve.png','training_curves.png','top_losses.png'):
         assert (out/'report'/f).stat().st_size>5000, f
     m = json.loads((out/'report'/'metrics.json').read_text())
