@@ -168,7 +168,7 @@ def run_pipeline(src, # Download (e.g. the Kaggle chest_xray/ folder), class-fol
     if rank_distrib(): return # under `accelerate launch`, rank 0 evaluates
     with solo(): m = evaluate(learn, data/'test', out/'report', external=external)
     say_transfer(m)
-    shown = sorted((f.name for f in (out/'report').iterdir() if f.suffix in ('.html','.json','.png')), key=lambda n: (not n.endswith('.html'), not n.endswith('.json'), n))
+    shown = sorted((f.name for f in (out/'report').glob('*') if f.suffix in ('.html','.json','.png')), key=lambda n: (not n.endswith('.html'), not n.endswith('.json'), n))
     print(f"Report: {out/'report'} ({', '.join(shown)})") # what this run wrote, whichever plots it made
     return m
 
