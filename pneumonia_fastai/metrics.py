@@ -6,7 +6,7 @@ Docs: https://pneumonia-fastai.github.io/pneumonia_fastai/metrics.html.md"""
 
 # %% ../nbs/06_metrics.ipynb #5f503084
 from __future__ import annotations
-import math, contextlib
+import math, numbers, contextlib
 from copy import copy
 import numpy as np, pandas as pd, torch
 import torch.nn as nn, torch.nn.functional as F
@@ -67,6 +67,8 @@ class XrayLoss(BaseLoss):
                  gamma:float=0., # Focal loss's focusing parameter, as fastai's `FocalLoss`; 0 for cross-entropy
                  axis:int=-1, # Class axis
                 ):
+        for k,v in dict(threshold=threshold, temperature=temperature, eps=eps, gamma=gamma).items():
+            if not isinstance(v, numbers.Real): raise XrayError(f'{k}={v!r} must be a number')
         if not (gamma>=0 and math.isfinite(gamma)): raise XrayError(f'gamma={gamma} must be a number of at least 0 (0: cross-entropy)')
         if eps and gamma: raise XrayError(f'label smoothing (eps={eps}) and focal loss (gamma={gamma}) do not combine: pass one of them')
         if gamma: super().__init__(FocalLoss, gamma=float(gamma), weight=weight, axis=axis)
