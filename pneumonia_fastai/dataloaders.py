@@ -8,6 +8,7 @@ Docs: https://pneumonia-fastai.github.io/pneumonia_fastai/dataloaders.html.md"""
 from __future__ import annotations
 import tempfile
 import torch
+from torchvision.transforms import v2
 from PIL import Image
 from fastcore.all import *
 from fastai.vision.all import *
@@ -15,8 +16,8 @@ from .core import XrayError
 from .image import xray_image, get_xray_files
 
 # %% auto #0
-__all__ = ['PILXray', 'GrayToRGB', 'ZoomInOut', 'xray_tfms', 'default_workers', 'xray_block', 'xray_dls', 'inference_dls',
-           'xray_size']
+__all__ = ['PILXray', 'GrayToRGB', 'ZoomInOut', 'TrivialAugment', 'xray_tfms', 'default_workers', 'xray_block', 'xray_dls',
+           'inference_dls', 'xray_size']
 
 # %% ../nbs/05_dataloaders.ipynb #45a69b30
 class PILXray(PILImageBW):
@@ -42,6 +43,15 @@ class ZoomInOut(Transform):
         c = torch.full((n,), .5, device=dev)
         return x.zoom(draw=z, draw_x=c, draw_y=c, p=1., pad_mode=self.pad_mode)
 
+class TrivialAugment(Transform):
+    "torchvision's `TrivialAugmentWide` on each training image: one random operation (shear, shift, rotation, brightness, contrast, sharpness, posterize, solarize, autocontrast, equalize...) at a random strength"
+    split_idx,order = 0,50 # training batches only; after `ZoomInOut` (45), before `GrayToRGB` (90)
+    def __init__(self, p:float=1., # Share of the training images augmented
+                ): store_attr(); self.ta = v2.TrivialAugmentWide()
+    def encodes(self, x:TensorImage):
+        u = (x.clamp(0, 1)*255).round().to(torch.uint8) # torchvision's operations are defined on 8-bit images
+        return torch.stack([self.ta(o) if torch.rand(1)<self.p else o for o in u]).to(x.dtype)/255
+
 @delegates(aug_transforms)
 def xray_tfms(size:int=224, # Final size of the batch (after item resizing)
               max_rotate:float=10., # Largest rotation in degrees
@@ -49,10 +59,11 @@ def xray_tfms(size:int=224, # Final size of the batch (after item resizing)
               max_lighting:float=0.2, # Brightness/contrast change
               do_flip:bool=False, # Horizontal flips (off: anatomy is not symmetric)
               zoom_in_out:tuple=(0.7, 1.4), # `ZoomInOut`'s range, or None for fastai's transforms only
+              trivial_aug:bool=True, # Then `TrivialAugment` on every training image
               **kwargs):
-    "Batch augmentation suited to chest X-rays: small rotations, zoom and lighting, no flips, then every image zoomed in or out"
+    "Batch augmentation suited to chest X-rays: small rotations, zoom and lighting, no flips, then every image zoomed in or out and trivially augmented"
     return aug_transforms(size=size, max_rotate=max_rotate, max_zoom=max_zoom, max_lighting=max_lighting,
-                          do_flip=do_flip, flip_vert=False, **kwargs) + ([ZoomInOut(*zoom_in_out)] if zoom_in_out else [])
+                          do_flip=do_flip, flip_vert=False, **kwargs) + ([ZoomInOut(*zoom_in_out)] if zoom_in_out else []) + ([TrivialAugment()] if trivial_aug else [])
 
 # %% ../nbs/05_dataloaders.ipynb #bd8706c6
 def default_workers() -> int:

@@ -29,7 +29,7 @@ __all__ = ['demo_defaults', 'train_defaults', 'train_xray', 'say_transfer', 'run
 # %% ../nbs/13_train.ipynb #d6cd3607
 def train_defaults() -> dict:
     "Default training settings: one recipe for a CPU and a GPU, the one measured on new patients"
-    return dict(arch='mobilenet_v2', size=128, bs=32, freeze_epochs=1, epochs=4, lr=2e-2, focal_gamma=0., target_sensitivity=0.93)
+    return dict(arch='mobilenet_v2', size=128, bs=32, freeze_epochs=1, epochs=4, lr=2e-2, focal_gamma=0., trivial_aug=True, target_sensitivity=0.93)
 
 # %% ../nbs/13_train.ipynb #5d968d69
 def _digest(model):
@@ -84,6 +84,7 @@ def train_xray(data, # Assembled dataset (made by assemble: train/ and valid/ fo
                lr_find:bool=False, # Run lr_find before the first stage and train at its suggestion instead of at `lr`
                lr_find_unfrozen:bool=False, # Run lr_find before both stages (so `lr_find` too), instead of halving the first stage's rate
                focal_gamma:float=None, # Focal loss's gamma (`XrayLoss`); 0 trains with cross-entropy; None takes `train_defaults()`'s
+               trivial_aug:bool=None, # `TrivialAugment` on every training image after the other augmentation (`xray_tfms`); None takes `train_defaults()`'s
                seed:int=default_seed, # Seed for the data order and the initialisation (and, in `run`, the assembly)
                target_sensitivity:float=None, # Set the decision threshold on validation for this sensitivity, 0 to keep 0.5; None takes `train_defaults()`'s
                calibrate:bool=True, # Fit a temperature on validation (temperature scaling) so that the probabilities are better calibrated
@@ -98,8 +99,8 @@ def train_xray(data, # Assembled dataset (made by assemble: train/ and valid/ fo
     if not _num(tta_scale, 0.25, 1): raise XrayError(f'tta_scale must be a number from 0.25 to 1, not {tta_scale!r}; 0.75 is the default, 1 turns the smaller views off')
     if weights is not None and str(weights).lower()=='none': weights = None
     if focal_gamma is not None and not _num(focal_gamma, 0, 100): raise XrayError(f'focal_gamma must be a number from 0 to 100, not {focal_gamma!r}; 0 trains with cross-entropy')
-    arch,size,bs,freeze_epochs,epochs,lr,focal_gamma,target_sensitivity = (ifnone(v, d[k]) for k,v in dict(arch=arch, size=size, bs=bs,
-        freeze_epochs=freeze_epochs, epochs=epochs, lr=lr, focal_gamma=focal_gamma, target_sensitivity=target_sensitivity).items())
+    arch,size,bs,freeze_epochs,epochs,lr,focal_gamma,trivial_aug,target_sensitivity = (ifnone(v, d[k]) for k,v in dict(arch=arch, size=size, bs=bs,
+        freeze_epochs=freeze_epochs, epochs=epochs, lr=lr, focal_gamma=focal_gamma, trivial_aug=trivial_aug, target_sensitivity=target_sensitivity).items())
     if lr_find or lr_find_unfrozen: lr = None # `fine_tune_xray` runs lr_find when given no rate
     out = Path(out).absolute()
     rank,say = rank_distrib(),(print if not rank_distrib() else noop)
@@ -108,9 +109,9 @@ def train_xray(data, # Assembled dataset (made by assemble: train/ and valid/ fo
     ck = out/'checkpoints'
     if resume: read_checkpoint(ck, opts) # fail now, not after loading data and weights
     else: _unfinished(ck)
-    cfg = dict(opts, freeze_epochs=freeze_epochs, epochs=epochs, lr=lr, lr_find=lr is None, device=str(default_device()), torch=torch.__version__, python=platform.python_version())
+    cfg = dict(opts, trivial_aug=trivial_aug, freeze_epochs=freeze_epochs, epochs=epochs, lr=lr, lr_find=lr is None, device=str(default_device()), torch=torch.__version__, python=platform.python_version())
     set_seed(seed, reproducible=True)
-    dls = xray_dls(data, size=size, bs=bs, seed=seed)
+    dls = xray_dls(data, size=size, bs=bs, seed=seed, aug=dict(trivial_aug=bool(trivial_aug)))
     learn = xray_learner(dls, arch, weights=weights, seed=seed, path=out, cbs=cbs, loss_func=XrayLoss(dls.vocab, gamma=focal_gamma))
     run,rule = learn.xray_run,learn.loss_func
     say(f'{"resuming" if resume else "training"} {arch} ({"pretrained: "+str(run.weights_file) if run.pretrained else "from scratch"}) on {len(dls.train_ds)} images, '
@@ -173,7 +174,7 @@ def run_pipeline(src, # Download (e.g. the Kaggle chest_xray/ folder), class-fol
     return m
 
 # %% ../nbs/13_train.ipynb #9c8ba321
-demo_defaults = dict(arch='resnet18', weights=None, size=48, bs=32, freeze_epochs=1, epochs=3, lr=3e-3)
+demo_defaults = dict(arch='resnet18', weights=None, size=48, bs=32, freeze_epochs=1, epochs=3, lr=3e-3, trivial_aug=False) # 3 short epochs from scratch on 48 px phantoms learn less through `TrivialAugment`
 
 @delegates(train_xray, but=['data','out'])
 def run_demo(out, # Folder for the phantoms and the results
