@@ -6,7 +6,7 @@ Docs: https://pneumonia-fastai.github.io/pneumonia_fastai/train.html.md"""
 
 # %% ../nbs/13_train.ipynb #a92dc57c
 from __future__ import annotations
-import json, shutil, hashlib, inspect, platform
+import json, shutil, hashlib, inspect, platform, numbers
 from pathlib import Path
 import torch
 from fastcore.all import *
@@ -24,7 +24,7 @@ from .share import save_xray_model, _num
 from .report import evaluate, plot_history, plot_lr_finds, set_summary
 
 # %% auto #0
-__all__ = ['demo_defaults', 'train_defaults', 'train_xray', 'say_transfer', 'run_pipeline', 'run_demo']
+__all__ = ['demo_defaults', 'train_defaults', 'check_train_args', 'train_xray', 'say_transfer', 'run_pipeline', 'run_demo']
 
 # %% ../nbs/13_train.ipynb #d6cd3607
 def train_defaults() -> dict:
@@ -57,6 +57,29 @@ def _unfinished(ck):
     try: st = json.loads(f.read_text()); done = f"{st['epochs_done']} of {sum(st['options']['stages'].values())} epochs done"
     except (ValueError, KeyError): done = 'unreadable checkpoint'
     raise XrayError(f'{ck.parent} holds an unfinished training ({done}); pass --resume (resume=True) to continue it, or choose another --out')
+
+# %% ../nbs/13_train.ipynb #ee0399c9
+def _whole(lo, hi=10**9): return lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool) and lo<=v<=hi
+def _is_bool(v): return isinstance(v, bool)
+
+_train_args = dict( # what each setting of `train_xray` must be: (check, what it must be, a hint)
+    size=(_whole(16, 1024), 'a whole number of pixels from 16 to 1024', None),
+    bs=(_whole(1), 'a whole number, at least 1', None),
+    freeze_epochs=(_whole(0, 10_000), 'a whole number of epochs, 0 or more', None),
+    epochs=(_whole(0, 10_000), 'a whole number of epochs, 0 or more', None),
+    lr=(lambda v: _num(v, 1e-12, 10), 'a learning rate above 0 and at most 10', 'the default is 2e-2'),
+    focal_gamma=(lambda v: _num(v, 0, 100), 'a number from 0 to 100', '0 trains with cross-entropy'),
+    seed=(_whole(0, 2**32-1), 'a whole number from 0 to 2**32-1', None),
+    target_sensitivity=(lambda v: _num(v, 0, 1), 'a number from 0 to 1', '0 keeps the threshold at 0.5'),
+    tta_scale=(lambda v: _num(v, 0.25, 1), 'a number from 0.25 to 1', '0.75 is the default, 1 turns the smaller views off'),
+    **{k:(_is_bool, 'True or False', None) for k in ('trivial_aug','lr_find','lr_find_unfrozen','calibrate','tta','resume','export_pickle')})
+
+def check_train_args(**kwargs):
+    "Raise `XrayError` naming the first of `kwargs` (settings of `train_xray`) that no training can use, what it must be and what it got"
+    for k,v in kwargs.items():
+        ok,what,hint = _train_args[k]
+        if not ok(v): raise XrayError(f'{k} must be {what}, not {v!r}' + (f'; {hint}' if hint else ''))
+    if kwargs.get('freeze_epochs', 1)+kwargs.get('epochs', 1)<1: raise XrayError('freeze_epochs + epochs must be at least 1: with no epoch nothing is trained')
 
 # %% ../nbs/13_train.ipynb #80b64bc9
 def _decide(learn, valid, calibrate, target_sensitivity):
@@ -96,11 +119,12 @@ def train_xray(data, # Assembled dataset (made by assemble: train/ and valid/ fo
               ):
     "Train on `data` with `fine_tune_xray`; writes `model.pth` + `model.json`, `history.csv`, plots and `valid/metrics.json` to `out`"
     d = train_defaults()
-    if not _num(tta_scale, 0.25, 1): raise XrayError(f'tta_scale must be a number from 0.25 to 1, not {tta_scale!r}; 0.75 is the default, 1 turns the smaller views off')
     if weights is not None and str(weights).lower()=='none': weights = None
-    if focal_gamma is not None and not _num(focal_gamma, 0, 100): raise XrayError(f'focal_gamma must be a number from 0 to 100, not {focal_gamma!r}; 0 trains with cross-entropy')
     arch,size,bs,freeze_epochs,epochs,lr,focal_gamma,trivial_aug,target_sensitivity = (ifnone(v, d[k]) for k,v in dict(arch=arch, size=size, bs=bs,
         freeze_epochs=freeze_epochs, epochs=epochs, lr=lr, focal_gamma=focal_gamma, trivial_aug=trivial_aug, target_sensitivity=target_sensitivity).items())
+    check_train_args(size=size, bs=bs, freeze_epochs=freeze_epochs, epochs=epochs, focal_gamma=focal_gamma, seed=seed, target_sensitivity=target_sensitivity,
+                     tta_scale=tta_scale, trivial_aug=trivial_aug, lr_find=lr_find, lr_find_unfrozen=lr_find_unfrozen, calibrate=calibrate, tta=tta,
+                     resume=resume, export_pickle=export_pickle, **({} if lr is None else dict(lr=lr)))
     if lr_find or lr_find_unfrozen: lr = None # `fine_tune_xray` runs lr_find when given no rate
     out = Path(out).absolute()
     rank,say = rank_distrib(),(print if not rank_distrib() else noop)
@@ -160,6 +184,7 @@ def run_pipeline(src, # Download (e.g. the Kaggle chest_xray/ folder), class-fol
                  **kwargs) -> dict:
     "Assemble `src` into `out/data` (with the options of `assemble`) → `train_xray` (with its options) → evaluate on the test split → report in `out/report`; returns the test metrics"
     out = Path(out)
+    check_train_args(**{k:v for k,v in kwargs.items() if k in _train_args and v is not None}) # before the assembly, which takes minutes
     asm = {k:kwargs.pop(k) for k in list(kwargs) if k in inspect.signature(assemble).parameters and k not in ('size','seed')} # `size` and `seed` are the training's
     if _is_assembled(src): data = Path(src)
     else:
