@@ -58,7 +58,7 @@ def _unfinished(ck):
     except (ValueError, KeyError): done = 'unreadable checkpoint'
     raise XrayError(f'{ck.parent} holds an unfinished training ({done}); pass --resume (resume=True) to continue it, or choose another --out')
 
-# %% ../nbs/13_train.ipynb #ee0399c9
+# %% ../nbs/13_train.ipynb #5a10fc1d
 def _whole(lo, hi=10**9): return lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool) and lo<=v<=hi
 def _is_bool(v): return isinstance(v, bool)
 
