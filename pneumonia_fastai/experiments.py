@@ -160,7 +160,7 @@ def run_experiment(path, # Assembled dataset with train/, valid/ and (for test m
         learn = exp_learner(dls, cfg, seed, path=run)
         n_params = sum(p.numel() for p in learn.model.parameters())
         t0 = time.time()
-        hist = fine_tune_xray(learn, cfg['freeze_epochs'], cfg['epochs'], cfg['lr'], show_plot=False)
+        hist = fine_tune_xray(learn, cfg['freeze_epochs'], cfg['epochs'], cfg['lr'], lr_mult=100, show_plot=False) # fastai's `fine_tune` rates, as when the sweep's rows were measured
         secs = time.time()-t0
         row = dict(name=cfg['name'], key=exp_key(cfg, seed), **{k:v for k,v in cfg.items() if k!='name'},
                    weights_used=_weights_label(learn.xray_run.weights_file), seed=seed, params=n_params,

@@ -260,6 +260,7 @@ def fine_tune_xray(learn:Learner, # From `xray_learner`
                    freeze_epochs:int=1, # Epochs training the head only (pretrained models)
                    epochs:int=4, # Epochs training all layers (the default recipe, see `train_defaults`)
                    lr:float=None, # Peak learning rate of the first stage, as `fine_tune`'s `base_lr` (unfrozen after a frozen stage: half); None runs `lr_find` (before the first stage, or before each with `lr_find_unfrozen`)
+                   lr_mult:float=10, # Once unfrozen, the body trains at the head's rate divided by this (fastai's `fine_tune`: 100)
                    lr_find_unfrozen:bool=False, # Run `lr_find` again before the unfrozen stage, instead of halving the frozen stage's rate as fastai's `fine_tune` does
                    lr_find_iters:int=None, # Iterations of each `lr_find`; default 2 epochs, between 40 and 100
                    show_plot:bool=None, # Show the lr_find plots; default in notebooks
@@ -268,10 +269,10 @@ def fine_tune_xray(learn:Learner, # From `xray_learner`
                    options:dict=None, # More settings saved with the checkpoint, which a resume must match
                    frozen_bn:bool=True, # Freeze the body's BatchNorm too in the frozen stage, so its forward pass needs no gradients (about 3× faster); False trains it, as fastai's `train_bn` does
                   ) -> pd.DataFrame:
-    "lr_find → frozen fit_one_cycle(lr) → unfreeze → fit_one_cycle(slice(lr/200, lr/2)) as fastai's `fine_tune`, keeping the best model"
+    "lr_find → frozen fit_one_cycle(lr) → unfreeze → fit_one_cycle(slice(lr/2/lr_mult, lr/2)) as fastai's `fine_tune`, keeping the best model"
     show_plot = ifnone(show_plot, in_notebook())
     stages = _stages(learn, freeze_epochs, epochs)
-    opts = dict(options or {}, stages=stages, lr=lr, lr_find_iters=lr_find_iters, frozen_bn=frozen_bn, lr_find_unfrozen=lr_find_unfrozen)
+    opts = dict(options or {}, stages=stages, lr=lr, lr_mult=lr_mult, lr_find_iters=lr_find_iters, frozen_bn=frozen_bn, lr_find_unfrozen=lr_find_unfrozen)
     if resume and checkpoints is None: raise XrayError('resume=True needs the `checkpoints` folder to resume from')
     init_distrib()
     st = read_checkpoint(checkpoints, opts) if resume else dict(options=opts, done={s:0 for s in stages}, lrs={}, best={}, rows=[], lr_finds={})
@@ -295,10 +296,11 @@ def fine_tune_xray(learn:Learner, # From `xray_learner`
                 again = failed.get('error') if failed.get('stage')==stage and failed.get('step')=='lr_find' else None
                 if prev and (lr or not lr_find_unfrozen): st['lrs'][stage] = prev[-1]/2 # fastai's fine_tune: base_lr/2 once unfrozen
                 else: st['lrs'][stage] = lr or _lr_find(learn, stage, lr_find_iters, show_plot, prev=prev[-1] if prev else None, failed=again)
-                if stage not in run.lr_finds and not rank_distrib(): print(f"lr [{stage}]: {st['lrs'][stage]:.2e}" + (", half the previous stage's, as fastai's fine_tune" if prev else ''), flush=True)
+                if stage not in run.lr_finds and not rank_distrib(): print(f"lr [{stage}]: {st['lrs'][stage]:.2e}" + (", half the previous stage's, as fastai's fine_tune" if prev else '')
+                                                                      + (f"; the body's {st['lrs'][stage]/lr_mult:.2e} (lr_mult {lr_mult:g})" if stage=='unfrozen' and len(stages)==2 else ''), flush=True)
                 st['lr_finds'] = run.lr_finds
             step,top = 'fit',st['lrs'][stage]
-            st['best'][stage] = _fit(learn, stage, stages[stage], slice(top/100, top) if len(stages)==2 and stage=='unfrozen' else top, st, ckpt)
+            st['best'][stage] = _fit(learn, stage, stages[stage], slice(top/lr_mult, top) if len(stages)==2 and stage=='unfrozen' else top, st, ckpt)
         except Exception as e:
             # keep what is done: the checkpoint of the last finished epoch stays, and says which step failed so that a resume does not repeat it
             if checkpoints is not None and (Path(checkpoints)/'checkpoint.json').exists() and not rank_distrib():

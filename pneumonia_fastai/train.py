@@ -29,7 +29,7 @@ __all__ = ['demo_defaults', 'train_defaults', 'check_train_args', 'train_xray', 
 # %% ../nbs/13_train.ipynb #d6cd3607
 def train_defaults() -> dict:
     "Default training settings: one recipe for a CPU and a GPU, the one measured on new patients"
-    return dict(arch='mobilenet_v2', size=128, bs=32, freeze_epochs=1, epochs=4, lr=2e-2, focal_gamma=0., trivial_aug=True, target_sensitivity=0.93)
+    return dict(arch='mobilenet_v2', size=128, bs=32, freeze_epochs=1, epochs=4, lr=2e-2, lr_mult=10, focal_gamma=0., trivial_aug=True, target_sensitivity=0.93)
 
 # %% ../nbs/13_train.ipynb #5d968d69
 def _digest(model):
@@ -68,6 +68,7 @@ _train_args = dict( # what each setting of `train_xray` must be: (check, what it
     freeze_epochs=(_whole(0, 10_000), 'a whole number of epochs, 0 or more', None),
     epochs=(_whole(0, 10_000), 'a whole number of epochs, 0 or more', None),
     lr=(lambda v: _num(v, 1e-12, 10), 'a learning rate above 0 and at most 10', 'the default is 2e-2'),
+    lr_mult=(lambda v: _num(v, 1, 1e6), 'a number from 1 to 1e6', "the body's rate once unfrozen is the head's divided by it; the default is 10"),
     focal_gamma=(lambda v: _num(v, 0, 100), 'a number from 0 to 100', '0 trains with cross-entropy'),
     seed=(_whole(0, 2**32-1), 'a whole number from 0 to 2**32-1', None),
     target_sensitivity=(lambda v: _num(v, 0, 1), 'a number from 0 to 1', '0 keeps the threshold at 0.5'),
@@ -104,6 +105,7 @@ def train_xray(data, # Assembled dataset (made by assemble: train/ and valid/ fo
                freeze_epochs:int=None, # Epochs training the head only (pretrained models); None takes `train_defaults()`'s
                epochs:int=None, # Epochs training all layers; None takes `train_defaults()`'s
                lr:float=None, # Peak learning rate of the frozen stage (the unfrozen stage takes half, as fastai's fine_tune); None takes `train_defaults()`'s
+               lr_mult:float=None, # Once unfrozen, the body trains at the head's rate divided by this (fastai's `fine_tune`: 100); None takes `train_defaults()`'s
                lr_find:bool=False, # Run lr_find before the first stage and train at its suggestion instead of at `lr`
                lr_find_unfrozen:bool=False, # Run lr_find before both stages (so `lr_find` too), instead of halving the first stage's rate
                focal_gamma:float=None, # Focal loss's gamma (`XrayLoss`); 0 trains with cross-entropy; None takes `train_defaults()`'s
@@ -120,16 +122,16 @@ def train_xray(data, # Assembled dataset (made by assemble: train/ and valid/ fo
     "Train on `data` with `fine_tune_xray`; writes `model.pth` + `model.json`, `history.csv`, plots and `valid/metrics.json` to `out`"
     d = train_defaults()
     if weights is not None and str(weights).lower()=='none': weights = None
-    arch,size,bs,freeze_epochs,epochs,lr,focal_gamma,trivial_aug,target_sensitivity = (ifnone(v, d[k]) for k,v in dict(arch=arch, size=size, bs=bs,
-        freeze_epochs=freeze_epochs, epochs=epochs, lr=lr, focal_gamma=focal_gamma, trivial_aug=trivial_aug, target_sensitivity=target_sensitivity).items())
-    check_train_args(size=size, bs=bs, freeze_epochs=freeze_epochs, epochs=epochs, focal_gamma=focal_gamma, seed=seed, target_sensitivity=target_sensitivity,
+    arch,size,bs,freeze_epochs,epochs,lr,lr_mult,focal_gamma,trivial_aug,target_sensitivity = (ifnone(v, d[k]) for k,v in dict(arch=arch, size=size, bs=bs,
+        freeze_epochs=freeze_epochs, epochs=epochs, lr=lr, lr_mult=lr_mult, focal_gamma=focal_gamma, trivial_aug=trivial_aug, target_sensitivity=target_sensitivity).items())
+    check_train_args(size=size, bs=bs, freeze_epochs=freeze_epochs, epochs=epochs, lr_mult=lr_mult, focal_gamma=focal_gamma, seed=seed, target_sensitivity=target_sensitivity,
                      tta_scale=tta_scale, trivial_aug=trivial_aug, lr_find=lr_find, lr_find_unfrozen=lr_find_unfrozen, calibrate=calibrate, tta=tta,
                      resume=resume, export_pickle=export_pickle, **({} if lr is None else dict(lr=lr)))
     if lr_find or lr_find_unfrozen: lr = None # `fine_tune_xray` runs lr_find when given no rate
     out = Path(out).absolute()
     rank,say = rank_distrib(),(print if not rank_distrib() else noop)
     opts = dict(data=str(Path(data).absolute()), arch=arch, weights=None if weights is None else str(weights), size=size, bs=bs,
-                seed=seed, focal_gamma=focal_gamma, target_sensitivity=target_sensitivity, calibrate=calibrate, processes=max(1, num_distrib()))
+                seed=seed, lr_mult=lr_mult, focal_gamma=focal_gamma, target_sensitivity=target_sensitivity, calibrate=calibrate, processes=max(1, num_distrib()))
     ck = out/'checkpoints'
     if resume: read_checkpoint(ck, opts) # fail now, not after loading data and weights
     else: _unfinished(ck)
@@ -141,7 +143,7 @@ def train_xray(data, # Assembled dataset (made by assemble: train/ and valid/ fo
     say(f'{"resuming" if resume else "training"} {arch} ({"pretrained: "+str(run.weights_file) if run.pretrained else "from scratch"}) on {len(dls.train_ds)} images, '
         f'validating on {len(dls.valid_ds)}, {size}px, bs {dls.train.bs}, on {"GPU" if torch.cuda.is_available() else "CPU"}'
         + (f', {num_distrib()} processes' if distributed() else ''), flush=True)
-    try: hist = fine_tune_xray(learn, freeze_epochs, epochs, lr, lr_find_unfrozen=lr_find_unfrozen, checkpoints=ck, resume=resume, options=opts)
+    try: hist = fine_tune_xray(learn, freeze_epochs, epochs, lr, lr_mult=lr_mult, lr_find_unfrozen=lr_find_unfrozen, checkpoints=ck, resume=resume, options=opts)
     except torch.cuda.OutOfMemoryError:
         raise XrayError(f'out of GPU memory training {arch} at {size}px with batch size {bs}; train again with a smaller --bs '
                         f'(e.g. --bs {max(1, bs//2)}) or --size') from None
