@@ -131,11 +131,11 @@ def train_xray(data, # Assembled dataset (made by assemble: train/ and valid/ fo
     out = Path(out).absolute()
     rank,say = rank_distrib(),(print if not rank_distrib() else noop)
     opts = dict(data=str(Path(data).absolute()), arch=arch, weights=None if weights is None else str(weights), size=size, bs=bs,
-                seed=seed, lr_mult=lr_mult, focal_gamma=focal_gamma, target_sensitivity=target_sensitivity, calibrate=calibrate, processes=max(1, num_distrib()))
+                seed=seed, focal_gamma=focal_gamma, target_sensitivity=target_sensitivity, calibrate=calibrate, processes=max(1, num_distrib()))
     ck = out/'checkpoints'
     if resume: read_checkpoint(ck, opts) # fail now, not after loading data and weights
     else: _unfinished(ck)
-    cfg = dict(opts, trivial_aug=trivial_aug, freeze_epochs=freeze_epochs, epochs=epochs, lr=lr, lr_find=lr is None, device=str(default_device()), torch=torch.__version__, python=platform.python_version())
+    cfg = dict(opts, trivial_aug=trivial_aug, freeze_epochs=freeze_epochs, epochs=epochs, lr=lr, lr_mult=lr_mult, lr_find=lr is None, device=str(default_device()), torch=torch.__version__, python=platform.python_version())
     set_seed(seed, reproducible=True)
     dls = xray_dls(data, size=size, bs=bs, seed=seed, aug=dict(trivial_aug=bool(trivial_aug)))
     learn = xray_learner(dls, arch, weights=weights, seed=seed, path=out, cbs=cbs, loss_func=XrayLoss(dls.vocab, gamma=focal_gamma))
