@@ -16,8 +16,8 @@ from .core import XrayError
 from .image import xray_image, get_xray_files
 
 # %% auto #0
-__all__ = ['PILXray', 'GrayToRGB', 'ZoomInOut', 'TrivialAugment', 'xray_tfms', 'default_workers', 'xray_block', 'xray_dls',
-           'inference_dls', 'xray_size']
+__all__ = ['PILXray', 'GrayToRGB', 'ZoomInOut', 'TrivialAugment', 'RandomAspect', 'xray_tfms', 'default_workers', 'xray_block',
+           'xray_dls', 'inference_dls', 'xray_size']
 
 # %% ../nbs/05_dataloaders.ipynb #45a69b30
 class PILXray(PILImageBW):
@@ -52,6 +52,17 @@ class TrivialAugment(Transform):
         u = (x.clamp(0, 1)*255).round().to(torch.uint8) # torchvision's operations are defined on 8-bit images
         return torch.stack([self.ta(o) if torch.rand(1)<self.p else o for o in u]).to(x.dtype)/255
 
+class RandomAspect(Transform):
+    "Stretch each training image to a random aspect ratio, log-uniform in [1/`max_aspect`, `max_aspect`], keeping its area, after the other augmentation"
+    split_idx,order = 0,55 # training batches only; after `TrivialAugment` (50), before `GrayToRGB` (90)
+    def __init__(self, max_aspect:float=1.3, pad_mode:str=PadMode.Reflection): store_attr()
+    def encodes(self, x:TensorImage):
+        n,dev = x.shape[0],x.device
+        r = ((torch.rand(n, device=dev)*2-1)*math.log(self.max_aspect)).exp() # width/height stretch of each image
+        mat = torch.zeros(n, 2, 3, device=dev)
+        mat[:,0,0],mat[:,1,1] = r.sqrt(),1/r.sqrt()
+        return x.affine_coord(mat=mat, pad_mode=self.pad_mode, align_corners=False)
+
 @delegates(aug_transforms)
 def xray_tfms(size:int=224, # Final size of the batch (after item resizing)
               max_rotate:float=10., # Largest rotation in degrees
@@ -60,10 +71,11 @@ def xray_tfms(size:int=224, # Final size of the batch (after item resizing)
               do_flip:bool=False, # Horizontal flips (off: anatomy is not symmetric)
               zoom_in_out:tuple=(0.7, 1.4), # `ZoomInOut`'s range, or None for fastai's transforms only
               trivial_aug:bool=True, # Then `TrivialAugment` on every training image
+              max_aspect:float=1.3, # Then `RandomAspect` up to this stretch, or 1 for none
               **kwargs):
-    "Batch augmentation suited to chest X-rays: small rotations, zoom and lighting, no flips, then every image zoomed in or out and trivially augmented"
-    return aug_transforms(size=size, max_rotate=max_rotate, max_zoom=max_zoom, max_lighting=max_lighting,
-                          do_flip=do_flip, flip_vert=False, **kwargs) + ([ZoomInOut(*zoom_in_out)] if zoom_in_out else []) + ([TrivialAugment()] if trivial_aug else [])
+    "Batch augmentation suited to chest X-rays: small rotations, zoom and lighting, no flips, then every image zoomed in or out, trivially augmented and stretched"
+    return (aug_transforms(size=size, max_rotate=max_rotate, max_zoom=max_zoom, max_lighting=max_lighting, do_flip=do_flip, flip_vert=False, **kwargs)
+            + ([ZoomInOut(*zoom_in_out)] if zoom_in_out else []) + ([TrivialAugment()] if trivial_aug else []) + ([RandomAspect(max_aspect)] if max_aspect>1 else []))
 
 # %% ../nbs/05_dataloaders.ipynb #bd8706c6
 def default_workers() -> int:

@@ -99,8 +99,8 @@ def exp_dls(path, # Assembled dataset
     cfg = exp_config(cfg)
     if cfg['balance']=='undersample': path = undersampled(path, seed)
     a,sz = cfg['aug'],cfg['size']
-    # the sweeps' augmentation is fastai's, scaled by `aug`, as when they ran: without `ZoomInOut` and `TrivialAugment`, which came later
-    tfms = dict(max_rotate=10*a, max_zoom=1+0.1*a, max_warp=0.2*a, max_lighting=min(0.2*a, 0.9), zoom_in_out=None, trivial_aug=False)
+    # the sweeps' augmentation is fastai's, scaled by `aug`, as when they ran: without `ZoomInOut`, `TrivialAugment` and `RandomAspect`, which came later
+    tfms = dict(max_rotate=10*a, max_zoom=1+0.1*a, max_warp=0.2*a, max_lighting=min(0.2*a, 0.9), zoom_in_out=None, trivial_aug=False, max_aspect=1)
     return xray_dls(path, size=sz, bs=cfg['bs'], seed=seed, aug=tfms if a else False)
 
 # %% ../nbs/15_experiments.ipynb #47eb7d9a

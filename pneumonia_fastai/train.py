@@ -29,7 +29,7 @@ __all__ = ['demo_defaults', 'train_defaults', 'check_train_args', 'train_xray', 
 # %% ../nbs/13_train.ipynb #d6cd3607
 def train_defaults() -> dict:
     "Default training settings: one recipe for a CPU and a GPU, the one measured on new patients"
-    return dict(arch='mobilenet_v2', size=128, bs=32, freeze_epochs=1, epochs=4, lr=2e-2, lr_mult=10, focal_gamma=0., trivial_aug=True, target_sensitivity=0.93)
+    return dict(arch='mobilenet_v2', size=128, bs=32, freeze_epochs=1, epochs=4, lr=2e-2, lr_mult=10, focal_gamma=0., trivial_aug=True, max_aspect=1.3, target_sensitivity=0.91)
 
 # %% ../nbs/13_train.ipynb #5d968d69
 def _digest(model):
@@ -73,6 +73,7 @@ _train_args = dict( # what each setting of `train_xray` must be: (check, what it
     seed=(_whole(0, 2**32-1), 'a whole number from 0 to 2**32-1', None),
     target_sensitivity=(lambda v: _num(v, 0, 1), 'a number from 0 to 1', '0 keeps the threshold at 0.5'),
     tta_scale=(lambda v: _num(v, 0.25, 1), 'a number from 0.25 to 1', '0.75 is the default, 1 turns the smaller views off'),
+    max_aspect=(lambda v: _num(v, 1, 3), 'a number from 1 to 3', '1.3 is the default, 1 turns the random stretch off'),
     **{k:(_is_bool, 'True or False', None) for k in ('trivial_aug','lr_find','lr_find_unfrozen','calibrate','tta','resume','export_pickle')})
 
 def check_train_args(**kwargs):
@@ -110,6 +111,7 @@ def train_xray(data, # Assembled dataset (made by assemble: train/ and valid/ fo
                lr_find_unfrozen:bool=False, # Run lr_find before both stages (so `lr_find` too), instead of halving the first stage's rate
                focal_gamma:float=None, # Focal loss's gamma (`XrayLoss`); 0 trains with cross-entropy; None takes `train_defaults()`'s
                trivial_aug:bool=None, # `TrivialAugment` on every training image after the other augmentation (`xray_tfms`); None takes `train_defaults()`'s
+               max_aspect:float=None, # `RandomAspect` stretches every training image to a random aspect ratio up to this (`xray_tfms`), 1 for none; None takes `train_defaults()`'s
                seed:int=default_seed, # Seed for the data order and the initialisation (and, in `run`, the assembly)
                target_sensitivity:float=None, # Set the decision threshold on validation for this sensitivity, 0 to keep 0.5; None takes `train_defaults()`'s
                calibrate:bool=True, # Fit a temperature on validation (temperature scaling) so that the probabilities are better calibrated
@@ -122,10 +124,10 @@ def train_xray(data, # Assembled dataset (made by assemble: train/ and valid/ fo
     "Train on `data` with `fine_tune_xray`; writes `model.pth` + `model.json`, `history.csv`, plots and `valid/metrics.json` to `out`"
     d = train_defaults()
     if weights is not None and str(weights).lower()=='none': weights = None
-    arch,size,bs,freeze_epochs,epochs,lr,lr_mult,focal_gamma,trivial_aug,target_sensitivity = (ifnone(v, d[k]) for k,v in dict(arch=arch, size=size, bs=bs,
-        freeze_epochs=freeze_epochs, epochs=epochs, lr=lr, lr_mult=lr_mult, focal_gamma=focal_gamma, trivial_aug=trivial_aug, target_sensitivity=target_sensitivity).items())
+    arch,size,bs,freeze_epochs,epochs,lr,lr_mult,focal_gamma,trivial_aug,max_aspect,target_sensitivity = (ifnone(v, d[k]) for k,v in dict(arch=arch, size=size, bs=bs,
+        freeze_epochs=freeze_epochs, epochs=epochs, lr=lr, lr_mult=lr_mult, focal_gamma=focal_gamma, trivial_aug=trivial_aug, max_aspect=max_aspect, target_sensitivity=target_sensitivity).items())
     check_train_args(size=size, bs=bs, freeze_epochs=freeze_epochs, epochs=epochs, lr_mult=lr_mult, focal_gamma=focal_gamma, seed=seed, target_sensitivity=target_sensitivity,
-                     tta_scale=tta_scale, trivial_aug=trivial_aug, lr_find=lr_find, lr_find_unfrozen=lr_find_unfrozen, calibrate=calibrate, tta=tta,
+                     tta_scale=tta_scale, trivial_aug=trivial_aug, max_aspect=max_aspect, lr_find=lr_find, lr_find_unfrozen=lr_find_unfrozen, calibrate=calibrate, tta=tta,
                      resume=resume, export_pickle=export_pickle, **({} if lr is None else dict(lr=lr)))
     if lr_find or lr_find_unfrozen: lr = None # `fine_tune_xray` runs lr_find when given no rate
     out = Path(out).absolute()
@@ -135,9 +137,9 @@ def train_xray(data, # Assembled dataset (made by assemble: train/ and valid/ fo
     ck = out/'checkpoints'
     if resume: read_checkpoint(ck, opts) # fail now, not after loading data and weights
     else: _unfinished(ck)
-    cfg = dict(opts, trivial_aug=trivial_aug, freeze_epochs=freeze_epochs, epochs=epochs, lr=lr, lr_mult=lr_mult, lr_find=lr is None, device=str(default_device()), torch=torch.__version__, python=platform.python_version())
+    cfg = dict(opts, trivial_aug=trivial_aug, max_aspect=max_aspect, freeze_epochs=freeze_epochs, epochs=epochs, lr=lr, lr_mult=lr_mult, lr_find=lr is None, device=str(default_device()), torch=torch.__version__, python=platform.python_version())
     set_seed(seed, reproducible=True)
-    dls = xray_dls(data, size=size, bs=bs, seed=seed, aug=dict(trivial_aug=bool(trivial_aug)))
+    dls = xray_dls(data, size=size, bs=bs, seed=seed, aug=dict(trivial_aug=bool(trivial_aug), max_aspect=float(max_aspect)))
     learn = xray_learner(dls, arch, weights=weights, seed=seed, path=out, cbs=cbs, loss_func=XrayLoss(dls.vocab, gamma=focal_gamma))
     run,rule = learn.xray_run,learn.loss_func
     say(f'{"resuming" if resume else "training"} {arch} ({"pretrained: "+str(run.weights_file) if run.pretrained else "from scratch"}) on {len(dls.train_ds)} images, '
@@ -201,7 +203,7 @@ def run_pipeline(src, # Download (e.g. the Kaggle chest_xray/ folder), class-fol
     return m
 
 # %% ../nbs/13_train.ipynb #9c8ba321
-demo_defaults = dict(arch='resnet18', weights=None, size=48, bs=32, freeze_epochs=1, epochs=3, lr=3e-3, trivial_aug=False) # 3 short epochs from scratch on 48 px phantoms learn less through `TrivialAugment`
+demo_defaults = dict(arch='resnet18', weights=None, size=48, bs=32, freeze_epochs=1, epochs=3, lr=3e-3, trivial_aug=False, max_aspect=1.) # 3 short epochs from scratch on 48 px phantoms learn less through `TrivialAugment`; the demo was measured without `RandomAspect`
 
 @delegates(train_xray, but=['data','out'])
 def run_demo(out, # Folder for the phantoms and the results
