@@ -133,13 +133,13 @@ def train_xray(data, # Assembled dataset (made by assemble: train/ and valid/ fo
     out = Path(out).absolute()
     rank,say = rank_distrib(),(print if not rank_distrib() else noop)
     opts = dict(data=str(Path(data).absolute()), arch=arch, weights=None if weights is None else str(weights), size=size, bs=bs,
-                seed=seed, focal_gamma=focal_gamma, target_sensitivity=target_sensitivity, calibrate=calibrate, processes=max(1, num_distrib()))
+                seed=seed, focal_gamma=focal_gamma, target_sensitivity=target_sensitivity, calibrate=calibrate, trivial_aug=bool(trivial_aug), max_aspect=float(max_aspect), processes=max(1, num_distrib()))
     ck = out/'checkpoints'
     if resume: read_checkpoint(ck, opts) # fail now, not after loading data and weights
     else: _unfinished(ck)
-    cfg = dict(opts, trivial_aug=trivial_aug, max_aspect=max_aspect, freeze_epochs=freeze_epochs, epochs=epochs, lr=lr, lr_mult=lr_mult, lr_find=lr is None, device=str(default_device()), torch=torch.__version__, python=platform.python_version())
+    cfg = dict(opts, freeze_epochs=freeze_epochs, epochs=epochs, lr=lr, lr_mult=lr_mult, lr_find=lr is None, device=str(default_device()), torch=torch.__version__, python=platform.python_version())
     set_seed(seed, reproducible=True)
-    dls = xray_dls(data, size=size, bs=bs, seed=seed, aug=dict(trivial_aug=bool(trivial_aug), max_aspect=float(max_aspect)))
+    dls = xray_dls(data, size=size, bs=bs, seed=seed, aug=dict(trivial_aug=opts['trivial_aug'], max_aspect=opts['max_aspect']))
     learn = xray_learner(dls, arch, weights=weights, seed=seed, path=out, cbs=cbs, loss_func=XrayLoss(dls.vocab, gamma=focal_gamma))
     run,rule = learn.xray_run,learn.loss_func
     say(f'{"resuming" if resume else "training"} {arch} ({"pretrained: "+str(run.weights_file) if run.pretrained else "from scratch"}) on {len(dls.train_ds)} images, '

@@ -167,6 +167,8 @@ def test_train_killed_then_resumed(tmp_path):
     assert r.returncode==2 and f'unfinished training ({done} of 5 epochs done)' in r.stderr and '--resume' in r.stderr, r.stderr
     r = cli(*[a if a!='4' else '3' for a in args], '--resume')
     assert r.returncode==2 and "stages={'unfrozen': 5} (now {'unfrozen': 4})" in r.stderr and 'Traceback' not in r.stderr, r.stderr
+    r = cli(*args[:-1], '1.2', '--resume') # another stretch (`--max-aspect`) is another training too
+    assert r.returncode==2 and 'max_aspect=1.0 (now 1.2)' in r.stderr, r.stderr
     assert json.loads(ck.read_text())['epochs_done']==done
     r = cli(*args, '--resume')
     assert r.returncode==0, r.stderr[-3000:]
